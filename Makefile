@@ -1,0 +1,39 @@
+# The two commands of the README, and a few helpers. Everything runs in a local virtualenv
+# (.venv) that the first command creates; `environment.yml` is the same set of pins for conda.
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PROFILE ?= default
+NB      ?=
+PARAMS  ?=
+
+# Data root: the shared datasets beside the checkout when present, else the user's cache.
+SHARED_DATA := $(abspath ../shared/data)
+export QDGS_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/qdgs/data)
+
+.PHONY: setup book test chapter clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[book,test]"
+	# stale pins upstream: both work with the torch above, so install them without their deps
+	$(PY) -m pip install -q --no-deps gan-face-generate==1.1.1 facenet-pytorch==2.6.0
+	touch $@
+
+setup: $(VENV)/.installed  ## create the environment
+
+book: setup  ## execute every chapter on $(PROFILE) and build the HTML book into _build/book/_build/html
+	$(PY) -m qdgs.cli book --profile $(PROFILE)
+
+test: setup  ## unit tests, notebook smoke runs and the book build
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing on purpose" >&2; fi; \
+	exit $$rc
+
+chapter: setup  ## run one notebook: make chapter NB=01 PROFILE=smoke PARAMS="iterations=300 seed=1"
+	@test -n "$(NB)" || { echo "make chapter needs NB=<notebook>, e.g. NB=01"; exit 2; }
+	$(PY) -m qdgs.cli run $(NB) --profile $(PROFILE) $(foreach p,$(PARAMS),-p $(p))
+
+clean:  ## remove the build tree (the artifact cache in ~/.cache/qdgs stays)
+	rm -rf _build

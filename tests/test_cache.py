@@ -1,0 +1,42 @@
+import pytest
+
+from qdgs.cache import artifact, atomic_write, params_key
+
+
+def test_artifact_is_built_once_and_keyed_by_params(tmp_path, monkeypatch):
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
+    calls = []
+
+    def build(d):
+        calls.append(d)
+        (d / "x.txt").write_text("hello")
+
+    a = artifact("thing", {"n": 1}, build)
+    b = artifact("thing", {"n": 1}, build)
+    c = artifact("thing", {"n": 2}, build)
+    assert a == b != c and len(calls) == 2
+    assert (a / "x.txt").read_text() == "hello" and (a / "params.json").exists()
+    assert params_key("thing", {"n": 1}) != params_key("other", {"n": 1})
+
+
+def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
+
+    def build(d):
+        (d / "half.bin").write_bytes(b"12")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        artifact("thing", {"n": 1}, build)
+    assert list((tmp_path / "thing").iterdir()) == []
+
+
+def test_atomic_write_keeps_old_file_on_error(tmp_path):
+    target = tmp_path / "table.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target, "w") as f:
+            f.write("new, partial")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
