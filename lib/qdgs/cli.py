@@ -135,7 +135,7 @@ def stage_book(root: Path = ROOT, build_dir: Path | None = None) -> Path:
         src = root / item
         if src.is_dir():
             shutil.copytree(src, stage / item, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
-        else:
+        elif src.is_file():
             shutil.copy2(src, stage / item)
     return stage
 

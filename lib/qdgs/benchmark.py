@@ -1,0 +1,122 @@
+"""Side-by-side timings of the DQD step: one-pass Jacobians against per-measure passes.
+
+Machines are noisy, so every comparison is measured in one run with the methods interleaved
+(round-robin, rotating the order each round) and reported as medians and ratios; never as
+absolute timings from separate runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from qdgs.scoring import JACOBIAN_METHODS, PromptScoring, spherical_distance
+from qdgs.search import SearchConfig, _new_state
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def time_jacobians(scoring: PromptScoring, latents: np.ndarray, methods: Sequence[str] = JACOBIAN_METHODS,
+                   rounds: int = 5, warmup: int = 1) -> pd.DataFrame:
+    """Median time of each Jacobian method on the same latents, and its agreement with the reference.
+
+    Args:
+        scoring: the generator + scorer under test.
+        latents: (B, D) latents (the DQD step uses B = 1).
+        methods: names from :data:`qdgs.scoring.JACOBIAN_METHODS`; ``"reference"`` is always added.
+        rounds: timed calls per method, interleaved.
+        warmup: untimed calls per method first.
+
+    Returns:
+        One row per method: ``method``, ``ms`` (median), ``speedup`` (reference ms / ms) and
+        ``max_rel_diff`` (largest |J − J_ref| / max |J_ref|).
+    """
+    methods = list(dict.fromkeys(["reference", *methods]))
+    reference = scoring.jacobian(latents, "reference")
+    scale = np.abs(reference).max()
+    diffs = {m: float(np.abs(scoring.jacobian(latents, m) - reference).max() / scale) for m in methods}
+    for _ in range(warmup):
+        for m in methods:
+            scoring.jacobian(latents, m)
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for r in range(rounds):
+        order = methods[r % len(methods):] + methods[:r % len(methods)]
+        for m in order:
+            times[m].append(_timed(lambda m=m: scoring.jacobian(latents, m), scoring.device))
+    ref_ms = 1000 * np.median(times["reference"])
+    rows = [{"method": m, "ms": 1000 * np.median(times[m]), "speedup": ref_ms / (1000 * np.median(times[m])),
+             "max_rel_diff": diffs[m]} for m in methods]
+    return pd.DataFrame(rows)
+
+
+def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations: int = 20,
+                        method: str = "batched") -> pd.DataFrame:
+    """Where the time of one search iteration goes: generator, scorer, backward, pyribs.
+
+    Runs ``iterations`` real CMA-MAEGA iterations and splits each into the generator forward, the
+    image-encoder forward (with the prompt distances), the Jacobian backward, and pyribs'
+    ask/tell. Returns one row per part with ``ms`` per iteration and its ``share``.
+    """
+    state = _new_state(scoring, config)
+    scheduler, device = state["scheduler"], scoring.device
+    parts = {"generator forward": 0.0, "scorer forward": 0.0, "backward": 0.0, "pyribs ask/tell": 0.0}
+    rows = 1 + scoring.n_measures
+
+    def forward(z: torch.Tensor, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.set_grad_enabled(grad):
+            t = time.perf_counter()
+            images = scoring.generator(z)
+            _sync(device)
+            parts["generator forward"] += time.perf_counter() - t
+            t = time.perf_counter()
+            emb = scoring.scorer.encode_image(images)
+            d = spherical_distance(emb, scoring.text)
+            loss = d[:, 0] - d[:, 1] + sum((r(z, emb) for r in scoring.regularizers), torch.zeros(()))
+            values = torch.cat([((10 - 5 * loss) * 10)[:, None], d[:, 2::2] - d[:, 3::2]], dim=1)
+            _sync(device)
+            parts["scorer forward"] += time.perf_counter() - t
+        return values, emb
+
+    for _ in range(iterations):
+        t = time.perf_counter()
+        sols = scheduler.ask_dqd()
+        parts["pyribs ask/tell"] += time.perf_counter() - t
+        z = torch.as_tensor(sols, dtype=torch.float32, device=device).requires_grad_(True)
+        values, _ = forward(z, grad=True)
+        t = time.perf_counter()
+        if method == "batched":
+            basis = torch.eye(rows, device=device)[:, None, :].expand(rows, len(z), rows)
+            (jac,) = torch.autograd.grad(values, z, grad_outputs=basis, is_grads_batched=True)
+            jac = jac.transpose(0, 1)
+        else:
+            jac = torch.stack([torch.autograd.grad(values[:, k].sum(), z, retain_graph=k < rows - 1)[0]
+                               for k in range(rows)], dim=1)
+        _sync(device)
+        parts["backward"] += time.perf_counter() - t
+        values = values.detach().cpu().numpy().astype(np.float64)
+        t = time.perf_counter()
+        scheduler.tell_dqd(values[:, 0], values[:, 1:], jac.detach().cpu().numpy().astype(np.float64))
+        sols = scheduler.ask()
+        parts["pyribs ask/tell"] += time.perf_counter() - t
+        values, _ = forward(torch.as_tensor(sols, dtype=torch.float32, device=device), grad=False)
+        values = values.cpu().numpy().astype(np.float64)
+        t = time.perf_counter()
+        scheduler.tell(values[:, 0], values[:, 1:])
+        parts["pyribs ask/tell"] += time.perf_counter() - t
+    total = sum(parts.values())
+    return pd.DataFrame([{"part": k, "ms": 1000 * v / iterations, "share": v / total} for k, v in parts.items()])
