@@ -97,11 +97,13 @@ def run_notebook(name: str, profile: str, params: dict[str, Any] | None = None,
 
 
 def _log_run(stem: str, profile: str, params: dict, seconds: float) -> None:
+    """Keep the wall time of the latest run of each notebook on each profile (``runs.json``)."""
     from qdgs.results import results_root
 
     path = results_root() / "runs.json"
     runs = json.loads(path.read_text()) if path.exists() else {}
-    runs[stem] = {"profile": profile, "params": params, "seconds": round(seconds, 1)}
+    runs.setdefault(profile, {})[stem] = {"params": params, "seconds": round(seconds, 1),
+                                          "finished": time.strftime("%Y-%m-%d %H:%M")}
     with atomic_write(path, "w") as f:
         json.dump(runs, f, indent=1, default=str)
 
