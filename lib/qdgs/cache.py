@@ -56,6 +56,8 @@ def artifact(kind: str, params: Mapping[str, Any], build: Callable[[Path], None]
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}-*"):  # left by a killed build of the same artifact
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
         build(tmp)

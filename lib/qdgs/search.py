@@ -154,8 +154,12 @@ def run_search(scoring: PromptScoring, config: SearchConfig, checkpoint_path: st
     """
     path = Path(checkpoint_path) if checkpoint_path else None
     if path is not None and path.exists():
-        with open(path, "rb") as f:
-            state = pickle.load(f)
+        try:
+            with open(path, "rb") as f:
+                state = pickle.load(f)
+        except Exception as err:  # truncated or foreign file: never resume from it silently
+            raise RuntimeError(f"checkpoint {path} is unreadable ({type(err).__name__}); "
+                               "delete it to start the search over") from err
         if state["key"] != config.key():
             raise ValueError(f"checkpoint {path} was written by a search with other settings; "
                              "delete it or choose another checkpoint path")
