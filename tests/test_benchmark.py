@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from qdgs.benchmark import iteration_breakdown, time_jacobians
 from qdgs.scoring import JACOBIAN_METHODS, PromptScoring
@@ -17,9 +18,21 @@ def test_time_jacobians_compares_every_method_to_the_reference():
     assert table.set_index("method").loc["reference", "speedup"] == 1.0
 
 
-def test_iteration_breakdown_accounts_for_all_parts():
+@pytest.mark.parametrize("method", ["batched", "retain", "reference"])
+def test_iteration_breakdown_accounts_for_all_parts(method):
     config = SearchConfig(iterations=3, archive_dims=(5, 5), measure_ranges=((-0.4, 0.1), (0.0, 0.4)),
                           init_batches=1, init_batch_size=4)
-    table = iteration_breakdown(_scoring(), config, iterations=3)
+    table = iteration_breakdown(_scoring(), config, iterations=3, method=method)
     assert list(table.part) == ["generator forward", "scorer forward", "backward", "pyribs ask/tell"]
     assert abs(table.share.sum() - 1) < 1e-9 and (table.ms > 0).all()
+
+
+@pytest.mark.slow
+def test_paper_scale_architectures_give_equal_jacobians_on_cpu():
+    """The GPU benchmark's models (StyleGAN2-256 + ViT-B/32, random weights) run and agree across methods."""
+    from qdgs.benchmark import paper_scale_scoring
+
+    scoring = paper_scale_scoring("cpu")
+    z = scoring.generator.sample_latents(1, seed=0).numpy()
+    table = time_jacobians(scoring, z, methods=["batched"], rounds=1, warmup=0).set_index("method")
+    assert table.loc["batched", "max_rel_diff"] < 1e-4

@@ -68,6 +68,9 @@ def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations
                         method: str = "batched") -> pd.DataFrame:
     """Where the time of one search iteration goes: generator, scorer, backward, pyribs.
 
+    ``method`` is ``"batched"`` (one forward, batched backward), ``"retain"`` (one forward,
+    a backward per row) or ``"reference"`` (a forward and backward per row, as the paper's code).
+
     Runs ``iterations`` real CMA-MAEGA iterations and splits each into the generator forward, the
     image-encoder forward (with the prompt distances), the Jacobian backward, and pyribs'
     ask/tell. Returns one row per part with ``ms`` per iteration and its ``share``.
@@ -92,22 +95,35 @@ def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations
             parts["scorer forward"] += time.perf_counter() - t
         return values, emb
 
+    def backward(values: torch.Tensor, z: torch.Tensor, k: int | None) -> torch.Tensor:
+        t = time.perf_counter()
+        if k is not None:  # one row of the reference style
+            (grad,) = torch.autograd.grad(values[:, k].sum(), z)
+        elif method == "batched":
+            basis = torch.eye(rows, device=device)[:, None, :].expand(rows, len(z), rows)
+            (grad,) = torch.autograd.grad(values, z, grad_outputs=basis, is_grads_batched=True)
+            grad = grad.transpose(0, 1)
+        else:
+            grad = torch.stack([torch.autograd.grad(values[:, j].sum(), z, retain_graph=j < rows - 1)[0]
+                                for j in range(rows)], dim=1)
+        _sync(device)
+        parts["backward"] += time.perf_counter() - t
+        return grad
+
     for _ in range(iterations):
         t = time.perf_counter()
         sols = scheduler.ask_dqd()
         parts["pyribs ask/tell"] += time.perf_counter() - t
         z = torch.as_tensor(sols, dtype=torch.float32, device=device).requires_grad_(True)
-        values, _ = forward(z, grad=True)
-        t = time.perf_counter()
-        if method == "batched":
-            basis = torch.eye(rows, device=device)[:, None, :].expand(rows, len(z), rows)
-            (jac,) = torch.autograd.grad(values, z, grad_outputs=basis, is_grads_batched=True)
-            jac = jac.transpose(0, 1)
+        if method == "reference":  # 1 + M full forward and backward passes
+            grads = []
+            for k in range(rows):
+                values, _ = forward(z, grad=True)
+                grads.append(backward(values, z, k))
+            jac = torch.stack(grads, dim=1)
         else:
-            jac = torch.stack([torch.autograd.grad(values[:, k].sum(), z, retain_graph=k < rows - 1)[0]
-                               for k in range(rows)], dim=1)
-        _sync(device)
-        parts["backward"] += time.perf_counter() - t
+            values, _ = forward(z, grad=True)
+            jac = backward(values, z, None)
         values = values.detach().cpu().numpy().astype(np.float64)
         t = time.perf_counter()
         scheduler.tell_dqd(values[:, 0], values[:, 1:], jac.detach().cpu().numpy().astype(np.float64))
@@ -120,3 +136,28 @@ def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations
         parts["pyribs ask/tell"] += time.perf_counter() - t
     total = sum(parts.values())
     return pd.DataFrame([{"part": k, "ms": 1000 * v / iterations, "share": v / total} for k, v in parts.items()])
+
+
+FACES_PROMPTS = (
+    ("A detailed photo of an individual with diverse features.", "An obscure, fake, or discolored photo of a person."),
+    [("A person with dark skin.", "A person with light skin."), ("A masculine person.", "A feminine person."),
+     ("A person with long hair.", "A person with short hair."), ("A person in their 20s.", "A person in their 50s.")],
+)
+
+
+def paper_scale_scoring(device: str = "cuda") -> PromptScoring:
+    """StyleGAN2-256 (W space) + CLIP ViT-B/32 with random weights: the paper's architectures, for timing.
+
+    Timings do not depend on the weights, so this needs no download; nothing it produces is an image
+    worth looking at.
+    """
+    import open_clip
+
+    from qdgs.generators.stylegan2 import StyleGAN2, StyleGAN2Config, StyleGAN2Faces
+    from qdgs.scorers.openai_clip import MODEL_NAME, OpenAIClipScorer
+
+    torch.manual_seed(0)
+    generator = StyleGAN2Faces(StyleGAN2(StyleGAN2Config()), n_stats=1024).to(device)
+    model = open_clip.create_model(MODEL_NAME, pretrained=None)
+    scorer = OpenAIClipScorer(model, open_clip.get_tokenizer(MODEL_NAME)).to(device)
+    return PromptScoring(generator, scorer, FACES_PROMPTS[0], FACES_PROMPTS[1])
