@@ -145,11 +145,11 @@ FACES_PROMPTS = (
 )
 
 
-def paper_scale_scoring(device: str = "cuda") -> PromptScoring:
+def paper_scale_scoring(device: str = "cuda", channels: tuple[tuple[int, int], ...] | None = None) -> PromptScoring:
     """StyleGAN2-256 (W space) + CLIP ViT-B/32 with random weights: the paper's architectures, for timing.
 
     Timings do not depend on the weights, so this needs no download; nothing it produces is an image
-    worth looking at.
+    worth looking at. ``channels`` (resolution, width) pairs shrink the generator for quick tests.
     """
     import open_clip
 
@@ -157,7 +157,8 @@ def paper_scale_scoring(device: str = "cuda") -> PromptScoring:
     from qdgs.scorers.openai_clip import MODEL_NAME, OpenAIClipScorer
 
     torch.manual_seed(0)
-    generator = StyleGAN2Faces(StyleGAN2(StyleGAN2Config()), n_stats=1024).to(device)
+    config = StyleGAN2Config() if channels is None else StyleGAN2Config(channels=channels)
+    generator = StyleGAN2Faces(StyleGAN2(config), n_stats=1024).to(device)
     model = open_clip.create_model(MODEL_NAME, pretrained=None)
     scorer = OpenAIClipScorer(model, open_clip.get_tokenizer(MODEL_NAME)).to(device)
     return PromptScoring(generator, scorer, FACES_PROMPTS[0], FACES_PROMPTS[1])
