@@ -49,3 +49,35 @@ def load(chapter: str) -> Recorded:
         )
     meta = json.loads((root / f"{chapter}.json").read_text())
     return Recorded(pd.read_csv(root / f"{chapter}.csv"), meta)
+
+
+CHAPTERS = ("shapes", "faces", "recognition")
+
+
+def claims_table(chapters: tuple[str, ...] = CHAPTERS) -> pd.DataFrame:
+    """Every paper claim beside our number, gathered from the chapters' recorded ``claims``.
+
+    A chapter records ``claims=[{"claim": ..., "paper": ..., "ours": ..., "holds": bool | None,
+    "note": ...}]`` in its metadata; a chapter not run in this build contributes one row saying so.
+    """
+    rows = []
+    for chapter in chapters:
+        try:
+            meta = load(chapter).meta
+        except FileNotFoundError:
+            rows.append({"chapter": chapter, "claim": "(chapter not run in this build)", "paper": "",
+                         "ours": "", "holds": None, "profile": "", "note": ""})
+            continue
+        for claim in meta.get("claims", []):
+            rows.append({"chapter": chapter, **claim, "profile": meta.get("profile", "")})
+    return pd.DataFrame(rows, columns=["chapter", "claim", "paper", "ours", "holds", "profile", "note"])
+
+
+def run_times() -> pd.DataFrame:
+    """Wall time of the latest run of each notebook on each profile (written by ``qdgs.cli``)."""
+    path = results_root() / "runs.json"
+    runs = json.loads(path.read_text()) if path.exists() else {}
+    rows = [{"notebook": stem, "profile": profile, "minutes": round(run["seconds"] / 60, 1),
+             "finished": run.get("finished", "")}
+            for profile, stems in runs.items() for stem, run in stems.items()]
+    return pd.DataFrame(rows, columns=["notebook", "profile", "minutes", "finished"])
