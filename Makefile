@@ -26,7 +26,7 @@ setup: $(VENV)/.installed  ## create the environment
 book: setup  ## execute every chapter on $(PROFILE) and build the HTML book into _build/book/_build/html
 	$(PY) -m qdgs.cli book --profile $(PROFILE)
 
-test: setup  ## unit tests, notebook smoke runs and the book build
+test: setup browser  ## unit tests, notebook smoke runs and the book build
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing on purpose" >&2; fi; \
 	exit $$rc
@@ -34,6 +34,30 @@ test: setup  ## unit tests, notebook smoke runs and the book build
 chapter: setup  ## run one notebook: make chapter NB=01 PROFILE=smoke PARAMS="iterations=300 seed=1"
 	@test -n "$(NB)" || { echo "make chapter needs NB=<notebook>, e.g. NB=01"; exit 2; }
 	$(PY) -m qdgs.cli run $(NB) --profile $(PROFILE) $(foreach p,$(PARAMS),-p $(p))
+
+# Publishing: chromium renders the built book for the reader's-eye check and prints the PDF.
+CHROMIUM ?= /usr/bin/chromium
+REMOTE   ?= origin
+HTML     := _build/book/_build/html
+export QDGS_CHROMIUM := $(CHROMIUM)
+
+.PHONY: browser publish pdf readme-results
+
+browser:  ## install Debian's chromium when missing (as root), used headless by the checks and the PDF
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update && apt-get install -y --no-install-recommends chromium; \
+	else echo "make browser: no chromium at $(CHROMIUM). Install it as root (apt-get install" \
+		"--no-install-recommends chromium), or pass CHROMIUM=/path/to/chromium" >&2; exit 1; fi
+
+publish: setup browser  ## check the built book in chromium, then push it to the gh-pages branch of $(REMOTE)
+	$(PY) -m qdgs.publish push --html $(HTML) --remote $(REMOTE)
+
+pdf: setup browser  ## print the built book, chapters in reading order, to _build/qdgs-book.pdf
+	$(PY) -m qdgs.publish pdf --html $(HTML) --out _build/qdgs-book.pdf
+
+readme-results: setup  ## rewrite README's "Results at a glance" from the results in _build/results
+	$(PY) -m qdgs.publish readme --results _build/results --readme README.md
 
 clean:  ## remove the build tree (the artifact cache in ~/.cache/qdgs stays)
 	rm -rf _build

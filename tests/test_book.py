@@ -7,6 +7,7 @@ import nbformat
 import pytest
 
 from qdgs.cli import ROOT, execute_chapter, render_book, stage_book, toc_notebooks
+from qdgs.publish import check_pages
 from qdgs.results import results_root
 
 pytestmark = pytest.mark.slow
@@ -57,3 +58,4 @@ def test_book_builds_without_warnings(stage, executed):
         page = (html / f"{chapter}.html").read_text()
         assert "Traceback (most recent call last)" not in page, chapter
     assert "Chang" in (html / "book" / "intro.html").read_text()  # the in-text citation resolved
+    check_pages(html, ROOT / "_build" / "screenshots")  # as a reader sees it: no error output, missing image or broken link
