@@ -139,7 +139,19 @@ def stage_book(root: Path = ROOT, build_dir: Path | None = None) -> Path:
             shutil.copytree(src, stage / item, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
         elif src.is_file():
             shutil.copy2(src, stage / item)
+    _vendor_mathjax(stage / "_static" / "mathjax")
     return stage
+
+
+def _vendor_mathjax(target: Path) -> None:
+    """Serve MathJax 3 from the book itself, so formulas render offline, in the checks and in the PDF."""
+    import mathjax  # the PyPI package django-static-mathjax: MathJax's own release files
+
+    es5 = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    fonts = Path("output") / "chtml" / "fonts" / "woff-v2"
+    target.mkdir(parents=True)
+    shutil.copy2(es5 / "tex-chtml.js", target / "tex-chtml.js")
+    shutil.copytree(es5 / fonts, target / fonts)
 
 
 def execute_chapter(chapter: str, profile: str, stage: Path, params: dict[str, Any] | None = None,
