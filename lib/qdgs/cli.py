@@ -35,7 +35,8 @@ _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": (
 def _notebook_path(name: str, root: Path = ROOT) -> Path:
     candidates = [root / name, root / "notebooks" / name, root / "notebooks" / f"{name}.ipynb",
                   root / "book" / f"{name}.ipynb"]
-    candidates += sorted((root / "notebooks").glob(f"{name}*.ipynb"))
+    if "/" not in name:
+        candidates += sorted((root / "notebooks").glob(f"{name}*.ipynb"))
     for path in candidates:
         if path.is_file() and path.suffix == ".ipynb":
             return path
