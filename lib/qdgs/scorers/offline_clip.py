@@ -1,0 +1,162 @@
+"""Small CLIP-architecture scorers trained in the repository: the offline stand-in for OpenAI CLIP.
+
+OpenAI's CLIP weights cannot be downloaded on the machines that build the book, so the ``smoke``
+and ``default`` profiles train a small open_clip model from scratch, contrastively, on images
+captioned in the paper's prompt vocabulary. The paper's exact prompts then mean something to it.
+
+API (shared by the shapes and faces domains):
+
+- :func:`make_clip` builds an untrained ``open_clip.CLIP`` from ``lib/qdgs/configs/<name>.json``
+  (``embed_dim``, ``vision_cfg``, ``text_cfg`` as in open_clip's own model configs).
+- :func:`train_clip` trains it with a multi-positive InfoNCE over a fixed caption vocabulary,
+  drawing batches from ``sample_batch(rng, batch_size) -> (images (B, 3, H, W) in [0, 1],
+  positives (B, V) bool)``.
+- :class:`OfflineClipScorer` wraps a trained model behind the QDGS scorer interface.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.tokenizer import SimpleTokenizer
+from torch import nn
+
+from qdgs.progress import progress as progress_bar
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+#: CLIP's normalisation; any fixed one works for a model trained from scratch, this keeps them alike.
+MEAN = (0.48145466, 0.4578275, 0.40821073)
+STD = (0.26862954, 0.26130258, 0.27577711)
+
+SampleBatch = Callable[[np.random.Generator, int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def load_config(name: str) -> dict:
+    """The JSON architecture ``lib/qdgs/configs/<name>.json``, or an error listing the known ones."""
+    path = CONFIG_DIR / f"{name}.json"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
+        raise ValueError(f"unknown CLIP config '{name}'; known configs: {known}")
+    return json.loads(path.read_text())
+
+
+def make_clip(name: str) -> open_clip.CLIP:
+    """An untrained open_clip CLIP with the architecture of config ``name``."""
+    cfg = load_config(name)
+    return open_clip.CLIP(embed_dim=cfg["embed_dim"], vision_cfg=cfg["vision_cfg"], text_cfg=cfg["text_cfg"],
+                          quick_gelu=cfg.get("quick_gelu", False))
+
+
+def image_size(model: open_clip.CLIP) -> int:
+    size = model.visual.image_size
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
+def preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] → (B, 3, size, size), normalised; differentiable (no PIL)."""
+    if images.shape[-2:] != (size, size):
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = images.new_tensor(MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(STD).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def _tokenizer(model: open_clip.CLIP) -> SimpleTokenizer:
+    return SimpleTokenizer(context_length=model.context_length)
+
+
+class OfflineClipScorer(nn.Module):
+    """A frozen in-repo CLIP behind the scorer interface (unit embeddings, differentiable images).
+
+    Args:
+        model: a trained open_clip CLIP (see :func:`make_clip`, :func:`train_clip`).
+        tokenizer: its tokenizer; by default open_clip's BPE tokenizer, which ships with the package.
+    """
+
+    def __init__(self, model: open_clip.CLIP, tokenizer: SimpleTokenizer | None = None) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer or _tokenizer(model)
+        self.image_size = image_size(model)
+
+    def train(self, mode: bool = True) -> OfflineClipScorer:
+        """The scorer is frozen: always eval mode."""
+        return super().train(False)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) images in [0, 1] → (B, E) unit embeddings."""
+        return F.normalize(self.model.encode_image(preprocess(images, self.image_size)), dim=-1)
+
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        """P prompts → (P, E) unit embeddings."""
+        device = next(self.model.parameters()).device
+        return F.normalize(self.model.encode_text(self.tokenizer(prompts).to(device)), dim=-1)
+
+
+def multi_positive_infonce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE where an image may match several captions and a caption several images.
+
+    Plain CLIP loss assumes one positive per row; with a fixed vocabulary many images share a
+    caption, so each side maximises the total probability of all its positives instead.
+
+    Args:
+        logits: (B, V) scaled image–caption similarities.
+        positives: (B, V) bool, True where the caption describes the image.
+    """
+    masked = logits.masked_fill(~positives, -math.inf)
+    has_img = positives.any(dim=1)
+    image_side = (logits.logsumexp(dim=1) - masked.logsumexp(dim=1))[has_img].mean()
+    has_txt = positives.any(dim=0)
+    text_side = (logits.logsumexp(dim=0) - masked.logsumexp(dim=0))[has_txt].mean()
+    return (image_side + text_side) / 2
+
+
+def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Sequence[str], steps: int,
+               lr: float = 1e-3, seed: int = 0, progress: bool = True, batch_size: int = 128,
+               weight_decay: float = 0.1, warmup: float = 0.05) -> list[float]:
+    """Train ``model`` in place on captioned batches; return the loss of every step.
+
+    Args:
+        model: an open_clip CLIP (see :func:`make_clip`).
+        sample_batch: draws ``(images (B, 3, H, W) in [0, 1], positives (B, V) bool)``.
+        vocabulary: the V captions the positives refer to (the paper's prompts among them).
+        steps: optimiser steps.
+        lr: peak AdamW learning rate (linear warm-up, then cosine decay).
+        seed: seeds the batches and the initialisation-independent randomness.
+        progress: show a progress bar.
+        batch_size: images per step.
+        weight_decay: AdamW weight decay.
+        warmup: fraction of steps spent warming up.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    tokens = _tokenizer(model)(list(vocabulary))
+    size = image_size(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    warm = max(1, int(warmup * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps)))))
+    model.train()
+    losses = []
+    bar = progress_bar(range(steps), enabled=progress, desc="training CLIP scorer")
+    for _ in bar:
+        images, positives = sample_batch(rng, batch_size)
+        img = F.normalize(model.encode_image(preprocess(images, size)), dim=-1)
+        txt = F.normalize(model.encode_text(tokens), dim=-1)
+        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
+        loss = multi_positive_infonce(logits, positives.bool())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        schedule.step()
+        losses.append(float(loss))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+    model.eval()
+    return losses
