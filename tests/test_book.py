@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 
 from qdgs.cli import ROOT, execute_chapter, render_book, stage_book, toc_notebooks
@@ -40,6 +41,9 @@ def test_every_chapter_is_a_notebook_without_outputs():
         tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
         assert tagged in ([0], [1]), f"{chapter}: the parameters cell must follow the imports"
         assert code[tagged[0]].source.lstrip().startswith("profile: str")
+        lines = [ln for ln in code[tagged[0]].source.splitlines() if ln.strip() and not ln.startswith("#")]
+        declared = papermill.inspect_notebook(str(ROOT / f"{chapter}.ipynb"))
+        assert len(declared) == len(lines), f"{chapter}: papermill cannot read every parameter (a second '=' on a line?)"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -156,7 +156,7 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
         loss.backward()
         opt.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     model.eval()
     return losses
