@@ -50,7 +50,7 @@ def test_every_chapter_is_a_notebook_without_outputs():
 def test_chapter_runs_on_smoke_and_records_results(executed, chapter):
     executed(chapter)
     runs = json.loads((results_root() / "runs.json").read_text())
-    assert runs["smoke"][Path(chapter).name]["seconds"] > 0
+    assert runs["smoke"][Path(chapter).name][-1]["seconds"] > 0
 
 
 def test_book_builds_without_warnings(stage, executed):

@@ -98,13 +98,14 @@ def run_notebook(name: str, profile: str, params: dict[str, Any] | None = None,
 
 
 def _log_run(stem: str, profile: str, params: dict, seconds: float) -> None:
-    """Keep the wall time of the latest run of each notebook on each profile (``runs.json``)."""
+    """Append this run's wall time to the notebook's history on this profile (``runs.json``)."""
     from qdgs.results import results_root
 
     path = results_root() / "runs.json"
     runs = json.loads(path.read_text()) if path.exists() else {}
-    runs.setdefault(profile, {})[stem] = {"params": params, "seconds": round(seconds, 1),
-                                          "finished": time.strftime("%Y-%m-%d %H:%M")}
+    history = runs.setdefault(profile, {}).setdefault(stem, [])
+    history.append({"params": params, "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M")})
+    del history[:-5]  # the latest five runs: the first of a build tells cold, a repeat tells warm
     with atomic_write(path, "w") as f:
         json.dump(runs, f, indent=1, default=str)
 
