@@ -14,8 +14,44 @@ import numpy as np
 import pandas as pd
 import torch
 
+from qdgs.params import Param
 from qdgs.scoring import JACOBIAN_METHODS, PromptScoring, spherical_distance
 from qdgs.search import SearchConfig, _new_state
+
+
+def _per(smoke, default, paper) -> dict:
+    return {"smoke": smoke, "default": default, "paper": paper}
+
+
+#: Parameters of the performance chapter.
+PARAMS = [
+    Param("rounds", int, _per(3, 15, 30), low=1, help="timed calls per Jacobian method, interleaved"),
+    Param("breakdown_iterations", int, _per(5, 40, 100), low=1, help="search iterations timed part by part"),
+    Param("run_faults", bool, True, help="run the fault matrix"),
+]
+
+
+def default_scoring(domain: str) -> PromptScoring:
+    """The default profile's architectures for ``domain`` (shapes or faces), weights random.
+
+    Timing does not depend on the weights, so the benchmark needs no trained model and measures
+    exactly the work of the book's default searches.
+    """
+    from qdgs.scorers.offline_clip import OfflineClipScorer, make_clip
+
+    torch.manual_seed(0)
+    if domain == "shapes":
+        from qdgs import shapes
+        from qdgs.generators.shapes_vae import ShapesVAE
+
+        return PromptScoring(ShapesVAE(), OfflineClipScorer(make_clip("shapes_clip")),
+                             shapes.OBJECTIVE_PROMPTS, shapes.MEASURE_PROMPTS)
+    from qdgs import faces
+    from qdgs.generators.dcgan import DCGANFaces
+
+    generator = DCGANFaces()
+    return PromptScoring(generator, OfflineClipScorer(make_clip("faces_clip")), faces.OBJECTIVE_PROMPTS,
+                         faces.MEASURE_PROMPTS, regularizers=faces.regularizers(generator))
 
 
 def _sync(device: torch.device) -> None:
@@ -65,7 +101,7 @@ def time_jacobians(scoring: PromptScoring, latents: np.ndarray, methods: Sequenc
 
 
 def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations: int = 20,
-                        method: str = "batched") -> pd.DataFrame:
+                        method: str = "batched", warmup: int = 2) -> pd.DataFrame:
     """Where the time of one search iteration goes: generator, scorer, backward, pyribs.
 
     ``method`` is ``"batched"`` (one forward, batched backward), ``"retain"`` (one forward,
@@ -73,7 +109,9 @@ def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations
 
     Runs ``iterations`` real CMA-MAEGA iterations and splits each into the generator forward, the
     image-encoder forward (with the prompt distances), the Jacobian backward, and pyribs'
-    ask/tell. Returns one row per part with ``ms`` per iteration and its ``share``.
+    ask/tell. The first ``warmup`` iterations (pyribs compiles its CMA-ES kernels with numba on
+    first use) are run but not counted. Returns one row per part with ``ms`` per iteration and its
+    ``share``.
     """
     state = _new_state(scoring, config)
     scheduler, device = state["scheduler"], scoring.device
@@ -110,7 +148,9 @@ def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations
         parts["backward"] += time.perf_counter() - t
         return grad
 
-    for _ in range(iterations):
+    for it in range(warmup + iterations):
+        if it == warmup:
+            parts = dict.fromkeys(parts, 0.0)
         t = time.perf_counter()
         sols = scheduler.ask_dqd()
         parts["pyribs ask/tell"] += time.perf_counter() - t
@@ -138,13 +178,6 @@ def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations
     return pd.DataFrame([{"part": k, "ms": 1000 * v / iterations, "share": v / total} for k, v in parts.items()])
 
 
-FACES_PROMPTS = (
-    ("A detailed photo of an individual with diverse features.", "An obscure, fake, or discolored photo of a person."),
-    [("A person with dark skin.", "A person with light skin."), ("A masculine person.", "A feminine person."),
-     ("A person with long hair.", "A person with short hair."), ("A person in their 20s.", "A person in their 50s.")],
-)
-
-
 def paper_scale_scoring(device: str = "cuda", channels: tuple[tuple[int, int], ...] | None = None) -> PromptScoring:
     """StyleGAN2-256 (W space) + CLIP ViT-B/32 with random weights: the paper's architectures, for timing.
 
@@ -153,6 +186,7 @@ def paper_scale_scoring(device: str = "cuda", channels: tuple[tuple[int, int], .
     """
     import open_clip
 
+    from qdgs import faces
     from qdgs.generators.stylegan2 import StyleGAN2, StyleGAN2Config, StyleGAN2Faces
     from qdgs.scorers.openai_clip import MODEL_NAME, OpenAIClipScorer
 
@@ -161,4 +195,4 @@ def paper_scale_scoring(device: str = "cuda", channels: tuple[tuple[int, int], .
     generator = StyleGAN2Faces(StyleGAN2(config), n_stats=1024).to(device)
     model = open_clip.create_model(MODEL_NAME, pretrained=None)
     scorer = OpenAIClipScorer(model, open_clip.get_tokenizer(MODEL_NAME)).to(device)
-    return PromptScoring(generator, scorer, FACES_PROMPTS[0], FACES_PROMPTS[1])
+    return PromptScoring(generator, scorer, faces.OBJECTIVE_PROMPTS, faces.MEASURE_PROMPTS)
