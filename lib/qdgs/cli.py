@@ -87,6 +87,7 @@ def run_notebook(name: str, profile: str, params: dict[str, Any] | None = None,
     target = out_dir / notebook.name
     tmp = out_dir / f".{notebook.stem}.running.ipynb"
     start = time.perf_counter()
+    os.environ.setdefault("QDGS_PROGRESS", "0")  # the kernel inherits it: no progress bars in stored outputs
     try:
         pm.execute_notebook(str(notebook), str(tmp), parameters=params, cwd=str(notebook.parent),
                             kernel_name="python3", progress_bar=False, log_output=False)

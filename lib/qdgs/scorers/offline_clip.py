@@ -12,6 +12,7 @@ API (shared by the shapes and faces domains):
   drawing batches from ``sample_batch(rng, batch_size) -> (images (B, 3, H, W) in [0, 1],
   positives (B, V) bool)``.
 - :class:`OfflineClipScorer` wraps a trained model behind the QDGS scorer interface.
+- :func:`save_clip` / :func:`load_clip` store a trained model with its config name.
 """
 
 from __future__ import annotations
@@ -118,9 +119,22 @@ def multi_positive_infonce(logits: torch.Tensor, positives: torch.Tensor) -> tor
     return (image_side + text_side) / 2
 
 
+def pair_loss(model: open_clip.CLIP, cosine: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of every image–caption pair, on ``logit_scale · cos + logit_bias``.
+
+    Args:
+        model: the CLIP being trained; its ``logit_bias`` is used when it has one (else 0).
+        cosine: (B, V) cosine similarities.
+        positives: (B, V) bool targets.
+    """
+    bias = getattr(model, "logit_bias", None)
+    logits = model.logit_scale.exp().clamp(max=100) * cosine + (0.0 if bias is None else bias)
+    return F.binary_cross_entropy_with_logits(logits, positives.float())
+
+
 def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Sequence[str], steps: int,
                lr: float = 1e-3, seed: int = 0, progress: bool = True, batch_size: int = 128,
-               weight_decay: float = 0.1, warmup: float = 0.05) -> list[float]:
+               weight_decay: float = 0.1, warmup: float = 0.05, pair_weight: float = 0.0) -> list[float]:
     """Train ``model`` in place on captioned batches; return the loss of every step.
 
     Args:
@@ -134,6 +148,10 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
         batch_size: images per step.
         weight_decay: AdamW weight decay.
         warmup: fraction of steps spent warming up.
+        pair_weight: weight of an added per-pair sigmoid loss (SigLIP-style binary cross-entropy on
+            every image–caption logit). The multi-positive InfoNCE is satisfied by matching *any*
+            positive, so an image may match its colour caption and ignore its shape caption; the
+            pair loss makes every caption a yes/no question (the shapes scorer needs it).
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -152,6 +170,8 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
         txt = F.normalize(model.encode_text(tokens), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
         loss = multi_positive_infonce(logits, positives.bool())
+        if pair_weight:
+            loss = loss + pair_weight * pair_loss(model, img @ txt.T, positives.bool())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -160,3 +180,20 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     model.eval()
     return losses
+
+
+def save_clip(model: open_clip.CLIP, path: str | Path, config_name: str) -> None:
+    """Write a trained model's weights with the name of its architecture config to one ``.pt`` file."""
+    torch.save({"config": config_name, "state_dict": model.state_dict()}, path)
+
+
+def load_clip(path: str | Path) -> open_clip.CLIP:
+    """Rebuild a model written by :func:`save_clip`, or say how to make one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no offline CLIP weights at {path}: train them with train_clip "
+                                "(the chapter notebooks do it and cache the result)")
+    saved = torch.load(path, weights_only=True)
+    model = make_clip(saved["config"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()

@@ -1,0 +1,218 @@
+"""The shapes generator: a small VAE (latent dimension 6) that decodes a shape mask and one colour.
+
+The paper uses a small convolutional VAE with a 6-d latent. A plain conv VAE with a per-pixel
+likelihood averages red and blue into purple blobs, and a conv *mask* decoder still rounds small
+squares into blobs (see the feasibility notes): six latent numbers must carry shape, colour, zoom,
+rotation and position, and a blurry mask is the cheapest compromise. Our decoder is therefore a
+differentiable rasteriser: an MLP maps ``z`` to the parameters the renderer itself uses (shape,
+rotation, zoom, centre, one RGB colour) and draws a soft-edged polygon, so squares keep straight
+sides and corners. The encoder is a plain conv net. Training is a VAE with the renderer's exact
+mask as a Bernoulli likelihood and the colour as a Gaussian one.
+
+Resolution: the encoder reads, and training compares masks at, ``internal_size`` (32 px on a CPU);
+the analytic decoder draws at any size, so :meth:`ShapesVAE.forward` returns ``output_size``
+images directly, with 1 px soft edges.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qdgs import shapes
+from qdgs.progress import progress
+
+LATENT_DIM = 6
+
+
+def _levels(size: int) -> int:
+    levels = int(round(math.log2(size / 4)))
+    if 4 * 2**levels != size:
+        raise ValueError(f"internal_size must be 4·2^k (16, 32, 64, 128), got {size}")
+    return levels
+
+
+class ShapesVAE(nn.Module):
+    """Conv encoder + polygon decoder; as a QDGS generator ``forward(z) -> (B, 3, S, S)`` in [0, 1].
+
+    The decoder maps ``z`` through an MLP to a shape mixture weight, a rotation per shape (a
+    2-vector whose angle is divided by the shape's symmetry order, 3 or 4, so every rotation of a
+    triangle or a square has one code), a zoom, a centre and one RGB colour, and rasterises an
+    equilateral triangle and a square with the renderer's geometry. Each polygon's soft mask is the
+    product of sigmoids of the signed distances to its edges (edge width ``edge`` px), so the image
+    is differentiable in every parameter and hence in ``z``; the two masks are mixed by the weight.
+    Squares therefore always have straight sides and corners, and an in-between latent shows an
+    in-between (overlaid) shape rather than a blob.
+
+    Args:
+        latent_dim: size of ``z`` (the paper: 6).
+        internal_size: side at which the encoder reads images and training compares masks.
+        output_size: side of the images :meth:`forward` returns.
+        width: channels of the encoder's widest convolution.
+    """
+
+    def __init__(self, latent_dim: int = LATENT_DIM, internal_size: int = 32, output_size: int = 128,
+                 width: int = 64) -> None:
+        super().__init__()
+        self.latent_dim, self.internal_size, self.output_size, self.width = latent_dim, internal_size, output_size, width
+        n = _levels(internal_size)
+        chans = [max(16, width // 2**(n - 1 - i)) for i in range(n)]
+        enc, c_in = [], 3
+        for c in chans:
+            enc += [nn.Conv2d(c_in, c, 4, 2, 1), nn.LeakyReLU(0.2)]
+            c_in = c
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(c_in * 16, 256), nn.LeakyReLU(0.2),
+                                     nn.Linear(256, 2 * latent_dim))
+        # mixture logit, triangle rotation (2), square rotation (2), log zoom, centre (2), colour (3)
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, 128), nn.LeakyReLU(0.2), nn.Linear(128, 128),
+                                     nn.LeakyReLU(0.2), nn.Linear(128, 11))
+        self.edge = 1.0
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) in [0, 1] → mean and log-variance, each (B, latent_dim)."""
+        if images.shape[-1] != self.internal_size:
+            images = F.interpolate(images, size=self.internal_size, mode="bilinear", antialias=True,
+                                   align_corners=False)
+        mu, logvar = self.encoder(images * 2 - 1).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode_parts(self, z: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) latents → soft masks (B, 1, size, size) and colours (B, 3) in [0, 1]."""
+        masks, weight, colour = self.decode_shapes(z, size)
+        mask = (1 - weight)[:, None, None] * masks[:, 0] + weight[:, None, None] * masks[:, 1]
+        return mask[:, None], colour
+
+    def decode_shapes(self, z: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, D) latents → (B, 2, size, size) triangle and square masks, (B,) square weight, (B, 3) colour."""
+        out = self.decoder(z)
+        weight = torch.sigmoid(out[:, 0])
+        zoom = torch.exp(0.35 * torch.tanh(out[:, 5]))  # linear zoom in [0.70, 1.42] = sqrt(0.5 … 2)
+        centre = size / 2 + 0.5 * size * torch.tanh(out[:, 6:8])
+        unit = size / shapes.CANVAS
+        masks = []
+        for k, (order, radius, phase) in enumerate(((3, shapes.TRIANGLE_BASE / np.sqrt(3), 90.0),
+                                                    (4, shapes.SQUARE_SIDE / np.sqrt(2), 45.0))):
+            rot = out[:, 1 + 2 * k: 3 + 2 * k]
+            angle = torch.atan2(rot[:, 1], rot[:, 0] + 1e-6) / order
+            masks.append(_polygon_mask(order, radius * unit * zoom, angle + np.deg2rad(phase), centre, size,
+                                       self.edge))
+        return torch.stack(masks, dim=1), weight, torch.sigmoid(out[:, 8:11])
+
+    def compose(self, mask: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+        """Paint ``colour`` through ``mask`` onto white: (B, 3, S, S)."""
+        return 1 - mask + mask * colour[:, :, None, None]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, D) latents → (B, 3, output_size, output_size) images in [0, 1]; differentiable in ``z``."""
+        return self.compose(*self.decode_parts(z, self.output_size))
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode (posterior mean) and decode, at the input's size."""
+        return self.compose(*self.decode_parts(self.encode(images)[0], images.shape[-1]))
+
+    def sample_latents(self, n: int, seed: int) -> torch.Tensor:
+        """(n, D) draws from the prior N(0, I)."""
+        return torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def _polygon_mask(order: int, radius: torch.Tensor, angle: torch.Tensor, centre: torch.Tensor, size: int,
+                  edge: float) -> torch.Tensor:
+    """(B, size, size) soft mask of regular ``order``-gons: Π sigmoid(distance inside each edge / edge)."""
+    coords = torch.arange(size, dtype=radius.dtype, device=radius.device) + 0.5
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
+    px = xs[None] - centre[:, 0, None, None]
+    py = ys[None] - centre[:, 1, None, None]
+    apothem = radius * np.cos(np.pi / order)
+    inside = 0.0
+    for j in range(order):  # the edge normals point at angle + (2j+1)π/order
+        a = angle + (2 * j + 1) * np.pi / order
+        d = apothem[:, None, None] - (px * torch.cos(a)[:, None, None] + py * torch.sin(a)[:, None, None])
+        inside = inside + F.logsigmoid(d / edge)
+    return inside.exp()
+
+
+def train_vae(vae: ShapesVAE, n_images: int, steps: int, seed: int = 0, batch_size: int = 64, lr: float = 2e-3,
+              beta: float = 0.2, colour_weight: float = 500.0, shape_weight: float = 100.0,
+              progress_bar: bool = True) -> dict:
+    """Train ``vae`` in place on ``n_images`` balanced rendered shapes; return losses and seconds.
+
+    The loss per image is the summed binary cross-entropy of the decoded mask against the
+    render's exact mask + ``colour_weight`` × colour MSE + ``beta`` × KL, plus ``shape_weight`` ×
+    the cross-entropy between the decoded square weight and the render's shape label. Without that
+    last term the branch that first fits anything (the square) takes every image and the triangle
+    branch, multiplied by a near-zero weight, never learns. The renders are labelled anyway (the
+    renderer knows what it drew), so this is a semi-supervised VAE; its prior still decodes a mix
+    of shapes, colours and in-between images, which is what random sampling is compared on.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    data = shapes.balanced_set(n_images, seed, vae.internal_size)
+    images, masks = data.floats(), data.masks[:, None]
+    labels = torch.from_numpy(data.shape).float()
+    colours = torch.tensor(shapes.COLOURS, dtype=torch.float32)[torch.from_numpy(data.colour)] / 255
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    losses, t0 = [], time.perf_counter()
+    vae.train()
+    for _ in progress(range(steps), enabled=progress_bar, desc="training shapes VAE"):
+        idx = torch.from_numpy(rng.integers(0, n_images, batch_size))
+        mu, logvar = vae.encode(images[idx])
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        both, weight, colour = vae.decode_shapes(z, vae.internal_size)
+        mask = (1 - weight)[:, None, None] * both[:, 0] + weight[:, None, None] * both[:, 1]
+        rec = F.binary_cross_entropy(mask.clamp(1e-5, 1 - 1e-5), masks[idx, 0], reduction="sum") / batch_size
+        rec = rec + shape_weight * F.binary_cross_entropy(weight.clamp(1e-6, 1 - 1e-6), labels[idx])
+        col = F.mse_loss(colour, colours[idx], reduction="sum") / batch_size
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / batch_size
+        loss = rec + colour_weight * col + beta * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    vae.eval()
+    return {"losses": losses, "seconds": time.perf_counter() - t0}
+
+
+def save_vae(vae: ShapesVAE, path) -> None:
+    """Write the weights and the constructor settings to one ``.pt`` file."""
+    torch.save({"config": {"latent_dim": vae.latent_dim, "internal_size": vae.internal_size,
+                           "output_size": vae.output_size, "width": vae.width},
+                "state_dict": vae.state_dict()}, path)
+
+
+def load_vae(path) -> ShapesVAE:
+    """Read a VAE written by :func:`save_vae`, or say how to make one."""
+    try:
+        saved = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no shapes VAE at {path}: train one with qdgs.generators.shapes_vae.train_vae "
+                                "(the shapes notebook does it and caches it)") from None
+    vae = ShapesVAE(**saved["config"])
+    vae.load_state_dict(saved["state_dict"])
+    return vae.eval()
+
+
+def cached_vae(steps: int, seed: int, internal_size: int = 32, output_size: int = 64, n_images: int = 6000,
+               progress_bar: bool = True) -> tuple[ShapesVAE, float]:
+    """Train (or load from the artifact cache) the shapes VAE; return it and its training seconds."""
+    from qdgs.cache import artifact
+
+    settings = {"steps": steps, "seed": seed, "internal_size": internal_size, "n_images": n_images,
+                "latent_dim": LATENT_DIM}
+
+    def build(tmp) -> None:
+        vae = ShapesVAE(internal_size=internal_size, output_size=output_size)
+        info = train_vae(vae, n_images, steps, seed=seed, progress_bar=progress_bar)
+        save_vae(vae, tmp / "vae.pt")
+        (tmp / "seconds.txt").write_text(f"{info['seconds']:.1f}")
+
+    path = artifact("shapes-vae", settings, build)
+    vae = load_vae(path / "vae.pt")
+    vae.output_size = output_size  # the analytic decoder draws at any size
+    return vae, float((path / "seconds.txt").read_text())

@@ -1,0 +1,185 @@
+"""The recognition chapter's experiment: pretrain on each synthetic set over seeds, verify everywhere.
+
+One trained backbone per (set, seed) goes through :func:`qdgs.cache.artifact`, with its per-epoch
+checkpoints in a persistent directory, so a rerun reuses finished models and a killed run resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from qdgs.cache import artifact, cache_root, params_key
+from qdgs.recognition.identities import FaceSet, load_identity_set
+from qdgs.recognition.iresnet import BackboneConfig, IResNet
+from qdgs.recognition.train import TrainConfig, load_backbone, save_backbone, train
+from qdgs.recognition.verification import PairSet, evaluate, skin_split
+
+
+def resized(data: FaceSet, size: int) -> FaceSet:
+    """The set at ``size`` px (antialiased), e.g. 112 px aligned faces for a 64 px CPU backbone."""
+    if data.images.shape[-1] == size:
+        return data
+    out = torch.cat([torch.nn.functional.interpolate(data.images[i:i + 1024].float(), size=(size, size),
+                                                     mode="bilinear", antialias=True, align_corners=False)
+                     .round().clamp(0, 255).to(torch.uint8) for i in range(0, len(data.images), 1024)])
+    return FaceSet(out, data.labels)
+
+
+def trained_backbone(data_dir: str | Path, backbone_config: BackboneConfig, config: TrainConfig,
+                     init: str | Path | None = None, on_epoch: Callable[[int, IResNet], dict] | None = None,
+                     progress_bar: bool = True) -> tuple[IResNet, pd.DataFrame, Path]:
+    """Train (or reuse) a backbone on the identity set at ``data_dir``.
+
+    Args:
+        data_dir: an image-folder or InsightFace record identity set.
+        backbone_config: the architecture.
+        config: the optimisation (its seed included).
+        init: a ``backbone.pt`` to start from (the real stage after pretraining).
+        on_epoch: per-epoch evaluation for the training curves (see :func:`qdgs.recognition.train`).
+        progress_bar: show progress.
+
+    Returns:
+        The backbone (eval mode), its per-epoch history and the artifact directory
+        (``backbone.pt``, ``history.csv``).
+    """
+    key = {"data": str(Path(data_dir).resolve()), "backbone": backbone_config.as_dict(), "train": asdict(config),
+           "init": str(init) if init else None}
+    checkpoints = cache_root() / "recognition-checkpoints" / params_key("recognition-model", key)
+
+    def build(tmp: Path) -> None:
+        data = resized(load_identity_set(data_dir, backbone_config.input_size), backbone_config.input_size)
+        start = load_backbone(init).state_dict() if init else None
+        result = train(data, backbone_config, config, checkpoint_dir=checkpoints, init=start,
+                       on_epoch=on_epoch, progress_bar=progress_bar)
+        save_backbone(result.backbone, tmp / "backbone.pt")
+        result.history.assign(identities=data.num_classes, images=len(data.labels)).to_csv(
+            tmp / "history.csv", index=False)
+
+    path = artifact("recognition-model", key, build)
+    return load_backbone(path / "backbone.pt"), pd.read_csv(path / "history.csv"), path
+
+
+def verify_all(model: Callable[[torch.Tensor], torch.Tensor], benchmarks: list[PairSet],
+               skin: dict[str, np.ndarray] | None = None, center: bool = False) -> pd.DataFrame:
+    """One row per benchmark (``benchmark``, ``accuracy``, ``std``), plus ``<name>/dark`` and ``<name>/light``
+    rows for each benchmark with per-image skin labels in ``skin`` (see :func:`skin_split`)."""
+    rows = []
+    for pairs in benchmarks:
+        result, _ = evaluate(model, pairs, center=center)
+        rows.append({"benchmark": pairs.name, "accuracy": result.accuracy, "std": result.std,
+                     "pairs": len(pairs.same)})
+        if skin and pairs.name in skin:
+            for _, r in skin_split(result, pairs, skin[pairs.name]).iterrows():
+                rows.append({"benchmark": f"{pairs.name}/{r.group}", "accuracy": r.accuracy,
+                             "std": np.nan, "pairs": r.pairs})
+    return pd.DataFrame(rows)
+
+
+def seed_resolution(per_seed: pd.DataFrame, value: str = "accuracy", by: tuple[str, ...] = ("model", "benchmark"),
+                    z: float = 2.0) -> pd.DataFrame:
+    """Smallest difference between two models' seed means that the seeds resolve, per benchmark.
+
+    With k seeds per model and a seed-to-seed standard deviation σ (pooled over the models), the
+    difference of two means has standard error σ·√(2/k); ``z`` of those (≈ 95 %) is resolved.
+
+    Args:
+        per_seed: one row per (model, seed, benchmark) with a ``value`` column.
+        value: the column compared.
+        by: model and benchmark columns.
+        z: how many standard errors count as resolved.
+
+    Returns:
+        One row per benchmark: ``seed_std`` (pooled σ), ``seeds`` (k) and ``resolves`` (z·σ·√(2/k)).
+    """
+    model, bench = by
+    groups = per_seed.groupby([model, bench])[value]
+    stats = pd.DataFrame({"var": groups.var(ddof=1), "k": groups.size()}).reset_index()
+    out = stats.groupby(bench).agg(seed_std=("var", lambda v: float(np.sqrt(v.mean()))), seeds=("k", "min"))
+    out["resolves"] = z * out.seed_std * np.sqrt(2 / out.seeds)
+    return out.reset_index()
+
+
+
+def _param_spec() -> list:
+    from qdgs.params import Param
+
+    def per(smoke, default, paper):
+        return {"smoke": smoke, "default": default, "paper": paper}
+
+    return [
+        Param("qd_dir", str, "", help="QD dataset directory ('' = notebook 02's, from its recorded results)"),
+        Param("rand_dir", str, "", help="Rand dataset directory ('' = notebook 02's)"),
+        Param("real_dir", str, "", help="optional real identity set (image folder or InsightFace train.rec) "
+                                        "for the second training stage ('' = none)"),
+        Param("depth", int, per(18, 18, 101), choices=(18, 50, 101), help="IR-ResNet depth"),
+        Param("width", int, per(16, 32, 64), low=4, help="channels of the first stage (paper 64)"),
+        Param("input_size", int, per(64, 64, 112), choices=(64, 112), help="face side in pixels"),
+        Param("stem_stride", int, per(2, 2, 1), choices=(1, 2), help="stride of the first convolution"),
+        Param("head", str, per("adaface", "adaface", "adaface"), choices=("adaface", "arcface", "cosface"),
+              help="margin head"),
+        Param("scale", float, 64.0, low=1.0, help="logit scale s (AdaFace paper: 64)"),
+        Param("margin", float, 0.4, low=0.0, high=1.0, help="margin m (AdaFace paper: 0.4)"),
+        Param("epochs", int, per(1, 2, 26), low=1, help="pretraining epochs"),
+        Param("real_epochs", int, per(1, 2, 26), low=1, help="epochs of the real stage"),
+        Param("batch_size", int, per(32, 64, 64), low=2, help="faces per step"),
+        Param("lr", float, 0.01, low=0.0, help="peak learning rate"),
+        Param("schedule", str, "paper", choices=("cosine", "paper"),
+              help="'paper' = ÷10 at 12/20/24 of 26 epochs (scaled); 'cosine' = warm-up + cosine"),
+        Param("warmup_epochs", float, 0.0, low=0.0, help="learning-rate warm-up, in epochs"),
+        Param("margin_warmup_epochs", float, 0.0, low=0.0, help="margin warm-up (ramp from 0), in epochs"),
+        Param("augment_p", float, 0.2, low=0.0, high=1.0, help="probability of each augmentation"),
+        Param("seeds", int, per(1, 3, 3), low=1, help="training seeds per dataset"),
+        Param("lfw_crop", int, 130, low=64, high=250, help="central crop of the 250 px LFW images"),
+        Param("center", bool, per(True, True, False),
+              help="mean-centre embeddings (fold-respecting) before cosine; off for the paper's protocol"),
+    ]
+
+
+#: The recognition chapter's parameters (notebook 03) with their per-profile values.
+PARAMS = _param_spec()
+
+
+def synthetic_sets(qd_dir: str = "", rand_dir: str = "") -> dict[str, Path]:
+    """The QD and Rand dataset directories: as given, else from ``qdgs.results.load("faces").meta["datasets"]``."""
+    given = {"QD": qd_dir, "Rand": rand_dir}
+    if not all(given.values()):
+        from qdgs.results import load
+
+        recorded = load("faces").meta.get("datasets", {})
+        given = {k: v or recorded.get(k, "") for k, v in given.items()}
+    missing = [k for k, v in given.items() if not v or not Path(v).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"no {' or '.join(missing)} dataset directory: run notebook 02 (it records "
+                                f"datasets={{'QD': path, 'Rand': path}}) or pass qd_dir / rand_dir")
+    return {k: Path(v) for k, v in given.items()}
+
+
+def configs(p) -> tuple[BackboneConfig, TrainConfig, TrainConfig]:
+    """Backbone, pretraining and real-stage configs of a resolved parameter namespace."""
+    backbone = BackboneConfig(p.depth, p.width, p.input_size, p.stem_stride)
+    common = dict(head=p.head, scale=p.scale, margin=p.margin, batch_size=p.batch_size, lr=p.lr,
+                  schedule=p.schedule, warmup_epochs=p.warmup_epochs, margin_warmup_epochs=p.margin_warmup_epochs,
+                  augment_p=p.augment_p)
+    return backbone, TrainConfig(epochs=p.epochs, **common), TrainConfig(epochs=p.real_epochs, **common)
+
+
+def summary(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± seed std of accuracy, one row per model and one column per benchmark (as ``"0.671 ± 0.004"``)."""
+    g = per_seed.groupby(["model", "benchmark"], sort=False).accuracy
+    cell = (g.mean().map("{:.3f}".format) + " ± " + g.std(ddof=1).fillna(0).map("{:.3f}".format))
+    return cell.unstack("benchmark")
+
+
+def compare(per_seed: pd.DataFrame, a: str, b: str, benchmark: str, resolution: pd.DataFrame) -> dict:
+    """Difference of seed means a − b on a benchmark, with the resolution and a verdict (True/False/None)."""
+    means = per_seed[per_seed.benchmark == benchmark].groupby("model").accuracy.mean()
+    diff = float(means[a] - means[b])
+    res = resolution.set_index("benchmark").resolves.get(benchmark, np.nan)
+    verdict = None if not np.isfinite(res) or abs(diff) <= res else diff > 0
+    return {"a": a, "b": b, "benchmark": benchmark, "difference": diff, "resolves": float(res), "a_better": verdict}

@@ -1,0 +1,106 @@
+"""The paper's prompt scorer: OpenAI CLIP ViT-B/32 through open_clip (``ViT-B-32-quickgelu``, ``openai``).
+
+The ``paper`` profile uses it; it needs the weights (about 600 MB) from the Hugging Face hub
+(``timm/vit_base_patch32_clip_224.openai``) or a local checkpoint file. On an offline machine the
+load fails at once with one message saying what to download, instead of hanging on the network.
+
+As a QDGS scorer, :meth:`OpenAIClipScorer.encode_image` takes generator output in [0, 1] at any
+size and applies CLIP's preprocessing differentiably: bicubic resize of the shorter side to the
+model's input size, centre crop, and CLIP's mean/std normalisation (a PIL transform would cut the
+gradient the search needs).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MODEL_NAME = "ViT-B-32-quickgelu"
+PRETRAINED = "openai"
+HF_HUB_ID = "timm/vit_base_patch32_clip_224.openai"
+
+
+class OpenAIClipScorer(nn.Module):
+    """A frozen open_clip model behind the QDGS scorer interface.
+
+    Args:
+        model: an open_clip ``CLIP`` model.
+        tokenizer: its tokenizer (``open_clip.get_tokenizer``).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        size = model.visual.image_size
+        self.image_size = size[0] if isinstance(size, (tuple, list)) else int(size)
+        mean = getattr(model.visual, "image_mean", None) or (0.48145466, 0.4578275, 0.40821073)
+        std = getattr(model.visual, "image_std", None) or (0.26862954, 0.26130258, 0.27577711)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True) -> OpenAIClipScorer:
+        """The scorer is frozen: always eval mode."""
+        return super().train(False)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] → (B, 3, S, S) CLIP input (resize shorter side, centre crop, normalise)."""
+        h, w = images.shape[-2:]
+        scale = self.image_size / min(h, w)
+        size = (max(self.image_size, round(h * scale)), max(self.image_size, round(w * scale)))
+        x = F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
+        top, left = (size[0] - self.image_size) // 2, (size[1] - self.image_size) // 2
+        x = x[..., top:top + self.image_size, left:left + self.image_size]
+        return (x - self.mean) / self.std
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) images in [0, 1] → (B, E) unit embeddings (differentiable)."""
+        return F.normalize(self.model.encode_image(self.preprocess(images)), dim=-1)
+
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        """P prompts → (P, E) unit embeddings."""
+        tokens = self.tokenizer(list(prompts)).to(self.mean.device)
+        return F.normalize(self.model.encode_text(tokens), dim=-1)
+
+
+def load_openai_clip(pretrained: str = PRETRAINED, model_name: str = MODEL_NAME,
+                     device: str | torch.device = "cpu") -> OpenAIClipScorer:
+    """Load CLIP with weights; one clear error when they cannot be had.
+
+    Args:
+        pretrained: ``"openai"`` (download or the local Hugging Face cache) or a checkpoint file.
+        model_name: the open_clip architecture (the paper's ``ViT-B-32-quickgelu``).
+        device: where to put the model.
+
+    Raises:
+        RuntimeError: when the weights are neither cached nor downloadable, saying what to do.
+    """
+    import open_clip
+
+    if pretrained == PRETRAINED and model_name == MODEL_NAME and os.environ.get("HF_HUB_OFFLINE") and not _cached():
+        _no_weights(pretrained, model_name, "HF_HUB_OFFLINE is set and the weights are not in the local cache")
+    try:
+        model = open_clip.create_model(model_name, pretrained=pretrained, device=device, require_pretrained=True)
+    except Exception as err:  # hub/offline/IO errors come in many types; all mean "no weights"
+        _no_weights(pretrained, model_name, f"{type(err).__name__}: {err}", err)
+    return OpenAIClipScorer(model, open_clip.get_tokenizer(model_name))
+
+
+def _cached() -> bool:
+    """Whether the Hugging Face cache already holds the OpenAI ViT-B/32 weights."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(HF_HUB_ID, "open_clip_pytorch_model.bin"), str)
+
+
+def _no_weights(pretrained: str, model_name: str, reason: str, cause: Exception | None = None) -> None:
+    """Raise the one error that says how to get the weights."""
+    raise RuntimeError(
+        f"could not load CLIP weights '{pretrained}' for {model_name} ({reason}). "
+        f"On a machine with internet, run once: python -c \"import open_clip; open_clip.create_model("
+        f"'{MODEL_NAME}', pretrained='{PRETRAINED}')\" (downloads {HF_HUB_ID} into the Hugging Face cache), "
+        f"or pass pretrained=<path to a ViT-B-32 checkpoint file>; unset HF_HUB_OFFLINE to allow the download"
+    ) from cause

@@ -1,0 +1,97 @@
+"""Shapes renderer, biased sets, captions and the polygon-decoder VAE."""
+
+import numpy as np
+import pytest
+import torch
+
+from qdgs import shapes
+from qdgs.generators.shapes_vae import ShapesVAE, load_vae, save_vae, train_vae
+
+
+@pytest.mark.parametrize("bias", [0.98, 0.9, 0.8, 0.5])
+def test_biased_labels_have_the_requested_bias(bias):
+    shape, colour = shapes.biased_labels(1000, bias, seed=3)
+    assert (shape == 0).sum() == 500 and (shape == 1).sum() == 500
+    assert np.mean(colour[shape == 0] == 0) == pytest.approx(bias)  # triangles red
+    assert np.mean(colour[shape == 1] == 1) == pytest.approx(bias)  # squares blue
+
+
+def test_bias_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="bias"):
+        shapes.biased_labels(10, 1.5, seed=0)
+
+
+def test_balanced_labels_fill_the_four_groups_equally():
+    shape, colour = shapes.balanced_labels(400, seed=1)
+    assert np.bincount(2 * colour + shape).tolist() == [100, 100, 100, 100]
+
+
+def test_render_draws_the_right_colour_and_size_on_white():
+    s = shapes.render(np.array([0, 1]), np.array([0, 1]), seed=0, size=128)
+    assert s.images.shape == (2, 3, 128, 128) and s.images.dtype == torch.uint8
+    for i, rgb in enumerate((shapes.RED, shapes.BLUE)):
+        full = s.masks[i] > 0.99
+        assert s.images[i][:, full].float().mean(1).tolist() == pytest.approx(list(rgb), abs=1)
+        assert (s.images[i][:, s.masks[i] == 0] == 255).all()
+    # area of an equilateral triangle with a 64 px base is 1,774 px², of a 36 px square 1,296 px²,
+    # times the area zoom in [0.5, 2]
+    tri, sq = s.masks.sum(dim=(1, 2)).tolist()
+    assert 0.5 * 1774 * 0.95 < tri < 2 * 1774 * 1.05
+    assert 0.5 * 1296 * 0.95 < sq < 2 * 1296 * 1.05
+
+
+def test_render_is_deterministic_by_seed():
+    a = shapes.balanced_set(8, seed=5, size=32)
+    b = shapes.balanced_set(8, seed=5, size=32)
+    assert torch.equal(a.images, b.images)
+
+
+def test_positives_mark_the_paper_prompts():
+    vocab = shapes.vocabulary()
+    pos = shapes.positives(np.array([0, 1, -1]), np.array([0, 1, 0]), vocab)
+    i = vocab.index
+    assert pos[0, i("A triangle with 3 edges.")] and pos[0, i("A red shape.")] and not pos[0, i("A blue shape.")]
+    assert pos[1, i("A square or diamond with 4 edges.")] and pos[1, i("A regular square or a triangle.")]
+    assert pos[2, i("Splatters of colors.")] and not pos[2, i("A regular square or a triangle.")]
+
+
+def test_caption_sampler_batches():
+    sampler = shapes.ShapeCaptionSampler(32, splatter_fraction=0.25)
+    images, pos = sampler(np.random.default_rng(0), 8)
+    assert images.shape == (8, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
+    assert pos.shape == (8, len(sampler.vocabulary)) and pos.any(dim=1).all()
+
+
+def test_vae_generator_interface_and_gradients(tmp_path):
+    vae = ShapesVAE(internal_size=16, output_size=48, width=16)
+    z = vae.sample_latents(3, seed=0).requires_grad_(True)
+    images = vae(z)
+    assert images.shape == (3, 3, 48, 48) and images.min() >= 0 and images.max() <= 1
+    images.sum().backward()
+    assert z.grad.abs().sum() > 0
+    save_vae(vae, tmp_path / "vae.pt")
+    again = load_vae(tmp_path / "vae.pt")
+    assert torch.allclose(again(z.detach()), vae(z.detach()))
+
+
+def test_vae_square_weight_draws_a_square():
+    """With the square branch selected, the decoded mask has a square's area/extent ratio, not a disc's."""
+    vae = ShapesVAE(internal_size=16, output_size=64)
+    with torch.no_grad():
+        vae.decoder[-1].weight.zero_()
+        vae.decoder[-1].bias.copy_(torch.tensor([20.0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0]))
+        mask = vae.decode_parts(torch.zeros(1, 6), 64)[0][0, 0]
+    ys, xs = np.nonzero(mask.numpy() > 0.5)
+    fill = len(xs) / ((np.ptp(xs) + 1) * (np.ptp(ys) + 1))
+    assert fill > 0.9  # an axis-aligned square fills its box; a disc fills π/4 ≈ 0.785
+
+
+def test_vae_loads_missing_file_with_advice(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train_vae"):
+        load_vae(tmp_path / "absent.pt")
+
+
+def test_vae_training_lowers_the_loss():
+    vae = ShapesVAE(internal_size=16, output_size=16, width=16)
+    info = train_vae(vae, n_images=64, steps=30, batch_size=16, progress_bar=False)
+    assert np.mean(info["losses"][-5:]) < np.mean(info["losses"][:5])
