@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from qdgs.scoring import JACOBIAN_METHODS, BoxPenalty, PromptScoring, remap_objective, spherical_distance
+from qdgs.scoring import JACOBIAN_METHODS, BoundedLatent, PromptScoring, remap_objective, spherical_distance
 from toys import ToyGenerator, ToyScorer
 
 
@@ -66,7 +66,11 @@ def test_jacobian_matches_finite_differences():
         np.testing.assert_allclose(jac[:, k], fd, rtol=2e-2, atol=2e-2)
 
 
-def test_box_penalty_only_outside_the_box():
-    pen = BoxPenalty(bound=1.0, weight=2.0)
-    z = torch.tensor([[0.5, -0.9], [1.5, -3.0]])
-    assert pen(z, None).tolist() == pytest.approx([0.0, 2.0 * (0.25 + 4.0)])
+def test_bounded_latent_keeps_decoded_latents_in_the_box():
+    gen = BoundedLatent(ToyGenerator(), bound=2.0)
+    z = torch.tensor([[0.1, -0.2, 0.0, 0.3, 0.0, 0.05], [50.0, -80.0, 3.0, 0.0, 0.0, 0.0]])
+    squashed = gen.squash(z)
+    assert squashed.abs().max() <= 2.0 and torch.allclose(squashed[0], z[0], atol=5e-3)  # identity near 0
+    assert torch.allclose(gen(z[:1]), gen.generator(squashed[:1]))
+    back = gen.squash(gen.sample_latents(64, seed=1))
+    assert torch.allclose(back, gen.generator.sample_latents(64, seed=1).clamp(-1.998, 1.998), atol=1e-4)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 #: Bump when a change in the package invalidates every cached artifact.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def data_root() -> Path:

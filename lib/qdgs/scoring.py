@@ -33,18 +33,35 @@ class Regularizer(Protocol):
     def __call__(self, z: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor: ...
 
 
-class BoxPenalty:
-    """Penalise latent coordinates outside [-bound, bound]: ``weight · Σ relu(|z| − bound)²``.
+class BoundedLatent(nn.Module):
+    """A generator whose latents pass through ``bound · tanh(z / bound)`` before decoding.
 
-    The gradient arborescence emitter has no solution bounds, and unbounded latents drift off the
-    generator's data manifold (saturated colours, specks); this soft wall pulls them back.
+    pyribs' gradient arborescence emitter cannot bound solutions, and unbounded latents drift off
+    the generator's data manifold. A penalty on ``|z|`` does not stop that: after the objective's
+    remap it only makes the off-manifold elites' scores hugely negative while they still fill
+    archive cells. Squashing instead makes every latent the search proposes decode inside the
+    box, and near the origin the map is the identity, so random latents are unchanged.
+
+    Args:
+        generator: a QDGS generator (``latent_dim``, ``forward``, ``sample_latents``).
+        bound: the largest |coordinate| the generator ever sees.
     """
 
-    def __init__(self, bound: float, weight: float = 1.0) -> None:
-        self.bound, self.weight = bound, weight
+    def __init__(self, generator: nn.Module, bound: float) -> None:
+        super().__init__()
+        self.generator, self.bound, self.latent_dim = generator, float(bound), generator.latent_dim
 
-    def __call__(self, z: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.weight * (z.abs() - self.bound).clamp(min=0).pow(2).sum(dim=1)
+    def squash(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, D) search latents → (B, D) generator latents inside [-bound, bound]."""
+        return self.bound * torch.tanh(z / self.bound)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(self.squash(z))
+
+    def sample_latents(self, n: int, seed: int) -> torch.Tensor:
+        """The generator's random latents, mapped back through the squash (clipped just inside the box)."""
+        z = self.generator.sample_latents(n, seed).clamp(-0.999 * self.bound, 0.999 * self.bound)
+        return self.bound * torch.atanh(z / self.bound)
 
 
 def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

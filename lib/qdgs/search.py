@@ -45,7 +45,7 @@ class SearchConfig:
         checkpoint_every: iterations between checkpoints (and history rows).
 
     pyribs' gradient arborescence emitter cannot bound solutions; to keep latents on the
-    generator's manifold add a :class:`qdgs.scoring.BoxPenalty` to the scoring instead.
+    generator's manifold wrap the generator in :class:`qdgs.scoring.BoundedLatent`.
     """
 
     iterations: int

@@ -360,7 +360,7 @@ def _params():
         Param("ranges", str, "calibrated", choices=("calibrated", "paper"),
               help="archive ranges: quantiles of random samples, or the paper's ±0.1"),
         Param("range_quantile", float, 0.01, low=0.0, high=0.25, help="quantile for calibrated ranges"),
-        Param("latent_bound", float, 3.0, low=0.0, help="BoxPenalty bound on |z| (0 = none)"),
+        Param("latent_bound", float, 3.0, low=0.0, help="latents decode through bound·tanh(z/bound); 0 means unbounded"),
         Param("label_gap", float, 0.01, low=0.0, help="shape-measure gap dropped between the labels"),
         Param("shape_zero", str, "calibrated", choices=("calibrated", "zero"),
               help="zero point of the shape label rule: calibrated on renders, or the paper's 0"),
