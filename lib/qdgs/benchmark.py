@@ -14,19 +14,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from qdgs.params import Param
-from qdgs.scoring import JACOBIAN_METHODS, PromptScoring, spherical_distance
+from qdgs.params import Param, by_profile
+from qdgs.scoring import JACOBIAN_METHODS, PromptScoring
 from qdgs.search import SearchConfig, _new_state
-
-
-def _per(smoke, default, paper) -> dict:
-    return {"smoke": smoke, "default": default, "paper": paper}
 
 
 #: Parameters of the performance chapter.
 PARAMS = [
-    Param("rounds", int, _per(3, 15, 30), low=1, help="timed calls per Jacobian method, interleaved"),
-    Param("breakdown_iterations", int, _per(5, 40, 100), low=1, help="search iterations timed part by part"),
+    Param("rounds", int, by_profile(3, 15, 30), low=1, help="timed calls per Jacobian method, interleaved"),
+    Param("breakdown_iterations", int, by_profile(5, 40, 100), low=1, help="search iterations timed part by part"),
     Param("run_faults", bool, True, help="run the fault matrix"),
 ]
 
@@ -126,9 +122,7 @@ def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations
             parts["generator forward"] += time.perf_counter() - t
             t = time.perf_counter()
             emb = scoring.scorer.encode_image(images)
-            d = spherical_distance(emb, scoring.text)
-            loss = d[:, 0] - d[:, 1] + sum((r(z, emb) for r in scoring.regularizers), torch.zeros(()))
-            values = torch.cat([((10 - 5 * loss) * 10)[:, None], d[:, 2::2] - d[:, 3::2]], dim=1)
+            values = scoring.values(z, emb)
             _sync(device)
             parts["scorer forward"] += time.perf_counter() - t
         return values, emb

@@ -767,28 +767,25 @@ def cached_search(scoring, config, key: dict, progress_bar: bool = True):
 
 
 def _param_spec() -> list:
-    from qdgs.params import Param
-
-    def per(smoke, default, paper):
-        return {"smoke": smoke, "default": default, "paper": paper}
+    from qdgs.params import Param, by_profile
 
     return [
-        Param("generator", str, per("dcgan", "dcgan", "stylegan2"), choices=GENERATORS, help="face generator backend"),
-        Param("scorer", str, per("offline-clip", "offline-clip", "openai-clip"), choices=SCORERS,
+        Param("generator", str, by_profile("dcgan", "dcgan", "stylegan2"), choices=GENERATORS, help="face generator backend"),
+        Param("scorer", str, by_profile("offline-clip", "offline-clip", "openai-clip"), choices=SCORERS,
               help="prompt scorer backend"),
-        Param("scorer_steps", int, per(15, 600, 600), low=1, help="training steps of the offline scorer"),
-        Param("audit_steps", int, per(10, 400, 1500), low=1, help="training steps of the audit classifier"),
-        Param("calibration_samples", int, per(128, 1024, 4096), low=16, help="random samples for calibration"),
-        Param("iterations", int, per(20, 1000, 60_000), low=1, help="QDGS search iterations"),
-        Param("archive_dims", list, per([5, 5, 2, 5], [10, 10, 3, 10], [50, 25, 5, 25]), low=1,
+        Param("scorer_steps", int, by_profile(15, 600, 600), low=1, help="training steps of the offline scorer"),
+        Param("audit_steps", int, by_profile(10, 400, 1500), low=1, help="training steps of the audit classifier"),
+        Param("calibration_samples", int, by_profile(128, 1024, 4096), low=16, help="random samples for calibration"),
+        Param("iterations", int, by_profile(20, 1000, 60_000), low=1, help="QDGS search iterations"),
+        Param("archive_dims", list, by_profile([5, 5, 2, 5], [10, 10, 3, 10], [50, 25, 5, 25]), low=1,
               help="archive cells per measure (skin, gender, hair, age)"),
-        Param("ranges", str, per("calibrated", "calibrated", "paper"), choices=("calibrated", "paper"),
+        Param("ranges", str, by_profile("calibrated", "calibrated", "paper"), choices=("calibrated", "paper"),
               help="archive ranges: calibrated on random samples, or the paper's ±0.1"),
-        Param("bins", str, per("calibrated", "calibrated", "paper"), choices=("calibrated", "paper"),
+        Param("bins", str, by_profile("calibrated", "calibrated", "paper"), choices=("calibrated", "paper"),
               help="dataset skin × gender bins: calibrated, or the paper's ±0.03"),
         Param("range_scale", float, 2.0, low=0.1, help="calibrated range = centre ± scale · spread"),
-        Param("dataset_latents", int, per(24, 0, 0), low=0, help="latents written per dataset (0 = every elite)"),
-        Param("augmentations", int, per(3, 9, 9), low=1, help="images per latent (latent augmentations)"),
+        Param("dataset_latents", int, by_profile(24, 0, 0), low=0, help="latents written per dataset (0 = every elite)"),
+        Param("augmentations", int, by_profile(3, 9, 9), low=1, help="images per latent (latent augmentations)"),
         Param("augmentation_scale", float, 0.3, low=0.0, help="std of the fixed latent offsets"),
         Param("align", bool, True, help="MTCNN-align dataset faces to 112 × 112"),
         Param("stylegan2_path", str, "", help="path of stylegan2-ffhq-256x256.pkl ('' = cache or download)"),

@@ -36,9 +36,14 @@ class Fault:
 
 
 @contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
+def _env(**values: str | None) -> Iterator[None]:
+    """Set (or, with None, unset) environment variables for the block, then restore them."""
     old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     try:
         yield
     finally:
@@ -89,8 +94,7 @@ def _stylegan2(tmp: Path, content: bytes | None):
     if content is None:
         from qdgs.generators.stylegan2 import weights_path
 
-        with _env(QDGS_CACHE=str(tmp), HF_HUB_OFFLINE="1"):
-            os.environ.pop("QDGS_STYLEGAN2", None)
+        with _env(QDGS_CACHE=str(tmp), HF_HUB_OFFLINE="1", QDGS_STYLEGAN2=None):
             return weights_path()
     path.write_bytes(content)
     return StyleGAN2.from_pickle(path)

@@ -15,6 +15,11 @@ from typing import Any
 PROFILES = ("smoke", "default", "paper")
 
 
+def by_profile(smoke: Any, default: Any, paper: Any) -> dict[str, Any]:
+    """A :class:`Param` default that differs per profile."""
+    return {"smoke": smoke, "default": default, "paper": paper}
+
+
 class ParameterError(ValueError):
     """A notebook or CLI parameter is unknown, of the wrong type or out of range."""
 

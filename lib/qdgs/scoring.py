@@ -155,12 +155,16 @@ class PromptScoring:
         """
         images = self.generator(z)
         emb = self.scorer.encode_image(images)
+        return self.values(z, emb), emb, images
+
+    def values(self, z: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + M) [objective, measures] of latents (B, D) whose images embed as (B, E)."""
         d = spherical_distance(emb, self.text)
         loss = d[:, 0] - d[:, 1]
         for reg in self.regularizers:
             loss = loss + reg(z, emb)
         measures = d[:, 2::2] - d[:, 3::2]
-        return torch.cat([remap_objective(loss)[:, None], measures], dim=1), emb, images
+        return torch.cat([remap_objective(loss)[:, None], measures], dim=1)
 
     def evaluate(self, latents: np.ndarray, jacobian: bool = False) -> Evaluation:
         """Objective, measures and (optionally) the Jacobian of a batch of latents.
