@@ -1,3 +1,5 @@
+import subprocess
+
 import nbformat
 import pytest
 
@@ -53,3 +55,19 @@ def test_cli_reports_errors_in_one_line(capsys):
 
 def test_toc_lists_only_notebooks():
     assert all(not name.startswith("book/intro") for name in toc_notebooks())
+
+
+@pytest.mark.parametrize("remote, url", [
+    ("git@github.com:someone/qdgs-fork.git", "https://github.com/someone/qdgs-fork"),
+    ("https://github.com/someone/qdgs-fork.git", "https://github.com/someone/qdgs-fork"),
+    ("/srv/git/qdgs.git", None),
+])
+def test_the_book_links_to_the_checkouts_github_remote(tmp_path, monkeypatch, remote, url):
+    from qdgs.cli import repository_url
+
+    monkeypatch.delenv("QDGS_REPOSITORY_URL", raising=False)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote], check=True)
+    assert repository_url(tmp_path) == url
+    monkeypatch.setenv("QDGS_REPOSITORY_URL", "https://example.org/qdgs")
+    assert repository_url(tmp_path) == "https://example.org/qdgs"

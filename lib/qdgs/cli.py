@@ -143,7 +143,30 @@ def stage_book(root: Path = ROOT, build_dir: Path | None = None) -> Path:
         elif src.is_file():
             shutil.copy2(src, stage / item)
     _vendor_mathjax(stage / "_static" / "mathjax")
+    url = repository_url(root)
+    if url:
+        config = stage / "_config.yml"
+        config.write_text(config.read_text().replace(
+            f"  url: {yaml.safe_load(config.read_text())['repository']['url']}\n", f"  url: {url}\n", 1))
     return stage
+
+
+def repository_url(root: Path = ROOT) -> str | None:
+    """The GitHub page of this checkout's ``origin`` remote, so a fork's book links to the fork.
+
+    ``$QDGS_REPOSITORY_URL`` wins; without either, ``_config.yml``'s URL stays (the project's home).
+    """
+    if os.environ.get("QDGS_REPOSITORY_URL"):
+        return os.environ["QDGS_REPOSITORY_URL"]
+    try:
+        remote = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for prefix in ("git@github.com:", "https://github.com/", "ssh://git@github.com/"):
+        if remote.startswith(prefix):
+            return "https://github.com/" + remote[len(prefix):].removesuffix(".git")
+    return None
 
 
 def _vendor_mathjax(target: Path) -> None:

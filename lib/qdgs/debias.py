@@ -150,24 +150,18 @@ def calibrate_zero(m2: np.ndarray, shape: np.ndarray) -> float:
 def pixel_colour(images: torch.Tensor, margin: float = 0.25) -> np.ndarray:
     """(N,) colour by pixel statistics: 0 red, 1 blue, −1 neither (e.g. purple) or no shape.
 
-    The mean colour of the pixels that are not near-white is compared with the two reference
-    colours; it is called red or blue only when it is closer to one of them by ``margin`` of the
-    red–blue distance.
+    The mean colour of the pixels that are not near-white is named by :func:`qdgs.shapes.nearest_colour`.
     """
     x = images.float().permute(0, 2, 3, 1).reshape(len(images), -1, 3).numpy()
     if images.dtype == torch.uint8:
         x = x / 255
     ink = (1 - x).sum(axis=2) > 0.3
-    ref = np.asarray(shapes.COLOURS, dtype=float) / 255
-    out = np.full(len(images), -1)
+    means = np.full((len(images), 3), np.nan)
     for i in range(len(images)):
-        if ink[i].sum() < 4:
-            continue
-        mean = x[i][ink[i]].mean(axis=0)
-        d = np.linalg.norm(ref - mean, axis=1)
-        if abs(d[0] - d[1]) > margin * np.linalg.norm(ref[0] - ref[1]):
-            out[i] = int(np.argmin(d))
-    return out
+        if ink[i].sum() >= 4:
+            means[i] = x[i][ink[i]].mean(axis=0)
+    named = shapes.nearest_colour(np.nan_to_num(means, nan=1.0), margin)
+    return np.where(np.isnan(means[:, 0]), -1, named)
 
 
 def recolour(data: shapes.ShapeSet, seed: int) -> torch.Tensor:

@@ -125,7 +125,7 @@ def pair_loss(model: open_clip.CLIP, cosine: torch.Tensor, positives: torch.Tens
     Args:
         model: the CLIP being trained; its ``logit_bias`` is used when it has one (else 0).
         cosine: (B, V) cosine similarities.
-        positives: (B, V) bool targets.
+        positives: (B, V) targets: bool, or float in [0, 1] for graded captions (a half-purple shape).
     """
     bias = getattr(model, "logit_bias", None)
     logits = model.logit_scale.exp().clamp(max=100) * cosine + (0.0 if bias is None else bias)
@@ -139,7 +139,9 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
 
     Args:
         model: an open_clip CLIP (see :func:`make_clip`).
-        sample_batch: draws ``(images (B, 3, H, W) in [0, 1], positives (B, V) bool)``.
+        sample_batch: draws ``(images (B, 3, H, W) in [0, 1], positives (B, V))``, bool or float
+            targets in [0, 1]; the InfoNCE counts a caption as positive above 0.5, the pair loss
+            uses the graded target.
         vocabulary: the V captions the positives refer to (the paper's prompts among them).
         steps: optimiser steps.
         lr: peak AdamW learning rate (linear warm-up, then cosine decay).
@@ -169,9 +171,9 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
         img = F.normalize(model.encode_image(preprocess(images, size)), dim=-1)
         txt = F.normalize(model.encode_text(tokens), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        loss = multi_positive_infonce(logits, positives.bool())
+        loss = multi_positive_infonce(logits, positives > 0.5)
         if pair_weight:
-            loss = loss + pair_weight * pair_loss(model, img @ txt.T, positives.bool())
+            loss = loss + pair_weight * pair_loss(model, img @ txt.T, positives)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
