@@ -68,3 +68,19 @@ def test_run_debiasing_gives_every_condition(monkeypatch):
     assert res.condition.tolist() == ["biased only", "+ QDGS", "+ balanced real"]
     summary = debias.summarise(res)
     assert {"mean_acc", "worst_acc", "seeds"} <= set(summary.columns)
+
+
+def test_debiasing_is_cached_by_its_inputs_and_same_seed_same_oracle(monkeypatch, tmp_path):
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
+    syn = shapes.balanced_set(16, seed=1, size=16)
+    protocol = debias.Protocol(size=16, n_biased=32, pretrain_epochs=1, finetune_epochs=1, n_test=16)
+    calls = []
+    real = debias.run_debiasing
+    monkeypatch.setattr(debias, "run_debiasing", lambda *a, **k: calls.append(1) or real(*a, **k))
+    args = ({"+ QDGS": (syn.floats(), syn.shape)}, [0.9], [0], protocol)
+    first = debias.cached_debiasing(*args, key={"qdgs": "set-a"}, progress_bar=False)
+    again = debias.cached_debiasing(*args, key={"qdgs": "set-a"}, progress_bar=False)
+    other = debias.cached_debiasing(*args, key={"qdgs": "set-b"}, progress_bar=False)
+    assert len(calls) == 2 and first.equals(again) and len(other) == len(first)
+    a, b = (debias.train_oracle(32, 16, 1, seed=3) for _ in range(2))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -70,7 +70,9 @@ def results_dir(tmp_path, monkeypatch) -> Path:
                                    "coverage": [0.25, 1.0], "qd_score": [12345.6, 0.5]}),
            profile="smoke", backends={"generator": "shapes-vae", "scorer": "tiny-clip"})
     record("recognition", pd.DataFrame({"training set": ["random | biased"], "LFW accuracy": [0.71]}),
-           profile="default", backends=["ir-resnet-18"])
+           profile="default", backends=["ir-resnet-18"],
+           claims=[{"claim": "QD beats Rand on dark-skinned faces", "paper": "yes", "ours": "0.61 vs 0.60 | ±0.02",
+                    "holds": False}])
     return tmp_path / "results"
 
 
@@ -78,13 +80,14 @@ def test_readme_results_table(results_dir, monkeypatch):
     monkeypatch.setenv("QDGS_RESULTS", "/elsewhere")  # the argument wins, the variable is restored
     text = readme_results(results_dir)
     lines = text.splitlines()
-    assert lines[0] == "| Chapter | Profile | Backends | Results |"
-    assert lines[2] == ("| Shapes: debiasing a classifier | smoke | generator: shapes-vae, scorer: tiny-clip | "
+    assert lines[0] == "| Chapter | Paper's claim | Paper | Ours | Holds | Run |"
+    assert lines[2] == ("| Shapes: debiasing a classifier | — | — | "
                         "**random**: accuracy 0.612, coverage 0.25, qd_score 12,346<br>"
-                        "**QDGS**: accuracy 0.888, coverage 1, qd_score 0.5 |")
+                        "**QDGS**: accuracy 0.888, coverage 1, qd_score 0.5 | — | "
+                        "smoke; generator: shapes-vae, scorer: tiny-clip |")
     assert lines[3].startswith("| Faces: synthesis | — | — | no results yet: run `make chapter NB=02`")
-    assert lines[4] == ("| Faces: recognition | default | ir-resnet-18 | "
-                        "**random \\| biased**: LFW accuracy 0.71 |")
+    assert lines[4] == ("| Faces: recognition | QD beats Rand on dark-skinned faces | yes | 0.61 vs 0.60 \\| ±0.02 "
+                        "| no | default; ir-resnet-18 |")
     assert "make readme-results" in lines[-1]
     assert os.environ["QDGS_RESULTS"] == "/elsewhere"
 
@@ -95,7 +98,7 @@ def test_update_readme_replaces_only_between_markers(results_dir, tmp_path):
     readme.write_text(f"# Title\n\n## Results at a glance\n\n{start}\nold table\n{end}\n\n## How to cite\n")
     assert update_readme(readme, readme_results(results_dir))
     text = readme.read_text()
-    assert "old table" not in text and "| Shapes: debiasing a classifier | smoke |" in text
+    assert "old table" not in text and "| Shapes: debiasing a classifier | — |" in text
     assert text.startswith("# Title\n\n## Results at a glance\n\n") and text.endswith(f"{end}\n\n## How to cite\n")
     assert not update_readme(readme, readme_results(results_dir))  # idempotent
 
@@ -112,6 +115,6 @@ def test_command_line_rewrites_the_readme_and_reports_errors(results_dir, tmp_pa
     readme = tmp_path / "README.md"
     readme.write_text(f"{start}\n{end}\n")
     assert main(["readme", "--results", str(results_dir), "--readme", str(readme)]) == 0
-    assert "| Faces: recognition | default |" in readme.read_text()
+    assert "| Faces: recognition | QD beats Rand on dark-skinned faces |" in readme.read_text()
     assert main(["push", "--html", str(tmp_path / "no-build")]) == 1
     assert "run `make book`" in capsys.readouterr().err

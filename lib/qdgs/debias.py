@@ -174,6 +174,7 @@ def recolour(data: shapes.ShapeSet, seed: int) -> torch.Tensor:
 def train_oracle(n: int, size: int, epochs: int, seed: int) -> ShapeClassifier:
     """A shape classifier that ignores colour: balanced renders, every one randomly recoloured."""
     data = shapes.balanced_set(n, seed, size)
+    torch.manual_seed(seed)  # the initialisation: same seed, same oracle, same audit table
     return train_classifier(ShapeClassifier(size), recolour(data, seed), data.shape, epochs, seed)
 
 
@@ -241,6 +242,26 @@ def run_debiasing(synthetic: Mapping[str, tuple[torch.Tensor, np.ndarray]], bias
                          **group_accuracies(predict(model, test_images), test.shape, test.colour),
                          "seconds": time.perf_counter() - t0})
     return pd.DataFrame(rows)
+
+
+def cached_debiasing(synthetic: Mapping[str, tuple[torch.Tensor, np.ndarray]], biases: Sequence[float],
+                     seeds: Sequence[int], protocol: Protocol, key: Mapping, progress_bar: bool = True) -> pd.DataFrame:
+    """:func:`run_debiasing` through the artifact cache, so a rebuild with unchanged inputs reuses its rows.
+
+    Args:
+        key: what determines the synthetic sets (e.g. their dataset directories, which are
+            themselves keyed by every parameter and model that made them).
+    """
+    from dataclasses import asdict
+
+    from qdgs.cache import artifact
+
+    def build(tmp) -> None:
+        run_debiasing(synthetic, biases, seeds, protocol, progress_bar).to_csv(tmp / "runs.csv", index=False)
+
+    settings = {**key, "biases": list(biases), "seeds": list(seeds), "protocol": asdict(protocol),
+                "sets": {name: len(labels) for name, (_, labels) in synthetic.items()}}
+    return pd.read_csv(artifact("shapes-debiasing", settings, build) / "runs.csv")
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
