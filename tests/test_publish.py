@@ -72,7 +72,7 @@ def results_dir(tmp_path, monkeypatch) -> Path:
     record("recognition", pd.DataFrame({"training set": ["random | biased"], "LFW accuracy": [0.71]}),
            profile="default", backends=["ir-resnet-18"],
            claims=[{"claim": "QD beats Rand on dark-skinned faces", "paper": "yes", "ours": "0.61 vs 0.60 | ±0.02",
-                    "holds": False}])
+                    "holds": None}])
     return tmp_path / "results"
 
 
@@ -87,7 +87,7 @@ def test_readme_results_table(results_dir, monkeypatch):
                         "smoke; generator: shapes-vae, scorer: tiny-clip |")
     assert lines[3].startswith("| Faces: synthesis | — | — | no results yet: run `make chapter NB=02`")
     assert lines[4] == ("| Faces: recognition | QD beats Rand on dark-skinned faces | yes | 0.61 vs 0.60 \\| ±0.02 "
-                        "| no | default; ir-resnet-18 |")
+                        "| not resolved | default; ir-resnet-18 |")
     assert "make readme-results" in lines[-1]
     assert os.environ["QDGS_RESULTS"] == "/elsewhere"
 

@@ -467,7 +467,7 @@ def _format(value: Any) -> str:
 
 
 def _backends(meta: dict[str, Any]) -> str:
-    backends = meta.get("backends", "")
+    backends = meta.get("backends") or {k: meta[k] for k in ("generator", "scorer") if k in meta}
     if isinstance(backends, dict):
         return ", ".join(f"{k}: {v}" for k, v in backends.items())
     if isinstance(backends, (list, tuple)):
@@ -526,7 +526,7 @@ def readme_results(results_dir: Path) -> str:
         table, meta = recorded
         run = _format(f"{meta.get('profile', 'profile not recorded')}; {_backends(meta)}")
         for claim in meta.get("claims") or [{"claim": "—", "paper": "—", "ours": _summary(table), "holds": "—"}]:
-            holds = {True: "yes", False: "no"}.get(claim.get("holds"), _format(claim.get("holds", "—")))
+            holds = {True: "yes", False: "no", None: "not resolved"}.get(claim.get("holds"), _format(claim.get("holds")))
             lines.append(f"| {title} | {_format(claim['claim'])} | {_format(claim['paper'])} | "
                          f"{claim['ours'] if claim['claim'] == '—' else _format(claim['ours'])} | {holds} | {run} |")
     lines.append("")
