@@ -56,8 +56,7 @@ def artifact(kind: str, params: Mapping[str, Any], build: Callable[[Path], None]
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{final.name}-*"):  # left by a killed build of the same artifact
-        shutil.rmtree(stale, ignore_errors=True)
+    _remove_stale_temporaries(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
         build(tmp)
@@ -72,13 +71,21 @@ def artifact(kind: str, params: Mapping[str, Any], build: Callable[[Path], None]
     return final
 
 
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporaries (``.<name>-*``) that a build or write of ``path`` killed mid-way left beside it."""
+    for stale in path.parent.glob(f".{path.name}-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path`` and move it onto ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}-*"):  # left by a writer killed mid-write
-        stale.unlink(missing_ok=True)
+    _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as f:

@@ -146,8 +146,8 @@ def stage_book(root: Path = ROOT, build_dir: Path | None = None) -> Path:
     url = repository_url(root)
     if url:
         config = stage / "_config.yml"
-        config.write_text(config.read_text().replace(
-            f"  url: {yaml.safe_load(config.read_text())['repository']['url']}\n", f"  url: {url}\n", 1))
+        text = config.read_text()
+        config.write_text(text.replace(f"  url: {yaml.safe_load(text)['repository']['url']}\n", f"  url: {url}\n", 1))
     return stage
 
 

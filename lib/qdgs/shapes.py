@@ -197,12 +197,13 @@ def decoder_samples(vae, n: int, seed: int, size: int, latent_bound: float = 3.0
     Returns:
         images (n, 3, size, size) in [0, 1], square weight (n,) and blueness (n,), both in [0, 1].
     """
+    from qdgs.scoring import BoundedLatent
+
     z = spread * torch.randn(n, vae.latent_dim, generator=torch.Generator().manual_seed(seed))
     if latent_bound > 0:
-        z = latent_bound * torch.tanh(z / latent_bound)
+        z = BoundedLatent(vae, latent_bound).squash(z)
     masks, weight, rgb = vae.decode_shapes(z, size)
-    mask = (1 - weight)[:, None, None] * masks[:, 0] + weight[:, None, None] * masks[:, 1]
-    return vae.compose(mask[:, None], rgb), weight.numpy(), blueness(rgb.numpy())
+    return vae.compose(vae.blend(masks, weight), rgb), weight.numpy(), blueness(rgb.numpy())
 
 
 # ---------------------------------------------------------------------------------------------

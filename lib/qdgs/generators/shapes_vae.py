@@ -84,8 +84,12 @@ class ShapesVAE(nn.Module):
     def decode_parts(self, z: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, D) latents → soft masks (B, 1, size, size) and colours (B, 3) in [0, 1]."""
         masks, weight, colour = self.decode_shapes(z, size)
-        mask = (1 - weight)[:, None, None] * masks[:, 0] + weight[:, None, None] * masks[:, 1]
-        return mask[:, None], colour
+        return self.blend(masks, weight), colour
+
+    @staticmethod
+    def blend(masks: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """(B, 2, S, S) triangle and square masks mixed by the (B,) square weight → (B, 1, S, S)."""
+        return ((1 - weight)[:, None, None] * masks[:, 0] + weight[:, None, None] * masks[:, 1])[:, None]
 
     def decode_shapes(self, z: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, D) latents → (B, 2, size, size) triangle and square masks, (B,) square weight, (B, 3) colour."""
