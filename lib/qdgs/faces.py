@@ -776,7 +776,7 @@ def _param_spec() -> list:
         Param("scorer_steps", int, by_profile(15, 600, 600), low=1, help="training steps of the offline scorer"),
         Param("audit_steps", int, by_profile(10, 400, 1500), low=1, help="training steps of the audit classifier"),
         Param("calibration_samples", int, by_profile(128, 1024, 4096), low=16, help="random samples for calibration"),
-        Param("iterations", int, by_profile(20, 1000, 60_000), low=1, help="QDGS search iterations"),
+        Param("iterations", int, by_profile(40, 1000, 60_000), low=1, help="QDGS search iterations"),
         Param("archive_dims", list, by_profile([5, 5, 2, 5], [10, 10, 3, 10], [50, 25, 5, 25]), low=1,
               help="archive cells per measure (skin, gender, hair, age)"),
         Param("ranges", str, by_profile("calibrated", "calibrated", "paper"), choices=("calibrated", "paper"),
@@ -785,7 +785,7 @@ def _param_spec() -> list:
               help="dataset skin × gender bins: calibrated, or the paper's ±0.03"),
         Param("range_scale", float, 2.0, low=0.1, help="calibrated range = centre ± scale · spread"),
         Param("dataset_latents", int, by_profile(24, 0, 0), low=0, help="latents written per dataset (0 = every elite)"),
-        Param("augmentations", int, by_profile(3, 9, 9), low=1, help="images per latent (latent augmentations)"),
+        Param("augmentations", int, 9, low=1, help="images per latent (latent augmentations)"),
         Param("augmentation_scale", float, 0.3, low=0.0, help="std of the fixed latent offsets"),
         Param("align", bool, True, help="MTCNN-align dataset faces to 112 × 112"),
         Param("stylegan2_path", str, "", help="path of stylegan2-ffhq-256x256.pkl ('' = cache or download)"),
@@ -837,7 +837,7 @@ def load_scorer(name: str, steps: int, seed: int = 0, clip_weights: str = "opena
     from qdgs.scorers.offline_clip import OfflineClipScorer, make_clip, train_clip
 
     def build(tmp: Path) -> None:
-        model = make_clip(SCORER_CONFIG)
+        model = make_clip(SCORER_CONFIG, seed)
         sampler = FaceCaptionSampler(faces_, train, skin)
         train_clip(model, sampler, sampler.vocabulary, steps=steps, lr=SCORER_LR, seed=seed, progress=progress_bar,
                    batch_size=SCORER_BATCH)
@@ -855,7 +855,8 @@ def scorer_artifact_params(steps: int, seed: int) -> dict:
     from qdgs.scorers.offline_clip import load_config
 
     return {"config": load_config(SCORER_CONFIG), "steps": steps, "seed": seed, "lr": SCORER_LR,
-            "batch_size": SCORER_BATCH, "vocabulary": [c.text for c in vocabulary()]}
+            "batch_size": SCORER_BATCH, "vocabulary": [c.text for c in vocabulary()],
+            "init": "seeded"}  # scorers cached before make_clip seeded its initialisation are not reused
 
 
 @dataclass

@@ -329,10 +329,11 @@ def cached_scorer(vae, steps: int, seed: int, size: int = 64, lr: float = 2e-3, 
     settings = {"config": SCORER_CONFIG, "steps": steps, "seed": seed, "size": size, "lr": lr,
                 "batch_size": batch_size, "vocabulary": vocabulary(),
                 "generated_fraction": generated_fraction, "generated_targets": "graded", "latent_bound": latent_bound,
+                "init": "seeded",
                 "vae": weights_hash(vae)}  # many of its training images come from this VAE
 
     def build(tmp) -> None:
-        model = make_clip(SCORER_CONFIG)
+        model = make_clip(SCORER_CONFIG, seed)
         generated = (lambda n, s: decoder_samples(vae, n, s, size, latent_bound)) if generated_fraction else None
         sampler = ShapeCaptionSampler(size, reconstruct=vae.reconstruct, generated=generated,
                                       generated_fraction=generated_fraction)

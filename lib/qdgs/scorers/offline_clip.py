@@ -48,11 +48,18 @@ def load_config(name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def make_clip(name: str) -> open_clip.CLIP:
-    """An untrained open_clip CLIP with the architecture of config ``name``."""
+def make_clip(name: str, seed: int = 0) -> open_clip.CLIP:
+    """An untrained open_clip CLIP with the architecture of config ``name``, initialised from ``seed``.
+
+    The initialisation draws from its own seeded generator state, so the same seed gives the same
+    model whatever ran before it in the process (a trained scorer, and every archive it guides,
+    would otherwise differ between two identical runs).
+    """
     cfg = load_config(name)
-    return open_clip.CLIP(embed_dim=cfg["embed_dim"], vision_cfg=cfg["vision_cfg"], text_cfg=cfg["text_cfg"],
-                          quick_gelu=cfg.get("quick_gelu", False))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return open_clip.CLIP(embed_dim=cfg["embed_dim"], vision_cfg=cfg["vision_cfg"], text_cfg=cfg["text_cfg"],
+                              quick_gelu=cfg.get("quick_gelu", False))
 
 
 def image_size(model: open_clip.CLIP) -> int:
