@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qdgs.benchmark import iteration_breakdown, time_jacobians
+from qdgs.benchmark import batching_ceiling, iteration_breakdown, time_jacobians
 from qdgs.scoring import JACOBIAN_METHODS, PromptScoring
 from qdgs.search import SearchConfig
 from toys import ToyGenerator, ToyScorer
@@ -16,6 +16,15 @@ def test_time_jacobians_compares_every_method_to_the_reference():
     assert sorted(table.method) == sorted(JACOBIAN_METHODS)
     assert (table.max_rel_diff < 1e-5).all() and (table.ms > 0).all()
     assert table.set_index("method").loc["reference", "speedup"] == 1.0
+
+
+def test_batching_ceiling_times_one_pass_against_a_pass_of_every_row():
+    scoring = _scoring()
+    seen, outputs = [], scoring.outputs
+    scoring.outputs = lambda z: seen.append(len(z)) or outputs(z)
+    got = batching_ceiling(scoring, np.zeros((2, 6)) + 0.3, rounds=2)
+    assert sorted(set(seen)) == [2, 6] and seen.count(6) == seen.count(2) == 3  # 3 rows, one warm-up round
+    assert got["rows"] == 3 and got["ceiling"] == pytest.approx(3 * got["ms_one"] / got["ms_all"])
 
 
 @pytest.mark.parametrize("method", ["batched", "retain", "reference"])

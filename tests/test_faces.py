@@ -218,3 +218,7 @@ def test_offline_scorer_trains_caches_and_reports_every_pair(monkeypatch, tmp_pa
     assert emb.shape[0] == 2 and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-5)
     again, _ = faces.load_scorer("offline-clip", steps=2, seed=0, progress_bar=False)  # from the cache
     assert torch.equal(again.encode_text(["A man."]), scorer.encode_text(["A man."]))
+    shown = faces.beside_first_try(table)
+    gender = shown.loc[shown.labels == "UTKFace gender"].iloc[0]
+    assert (gender["first try accuracy"], gender["first try auc"]) == faces.FIRST_TRY_ZERO_SHOT["UTKFace gender"]
+    assert shown.loc[shown.measure == "hair", "first try accuracy"].isna().all()

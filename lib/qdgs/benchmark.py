@@ -96,6 +96,35 @@ def time_jacobians(scoring: PromptScoring, latents: np.ndarray, methods: Sequenc
     return pd.DataFrame(rows)
 
 
+def batching_ceiling(scoring: PromptScoring, latents: np.ndarray, rounds: int = 5) -> dict[str, float]:
+    """How far batching the Jacobian's rows can go on this machine: one pass against a pass of all rows.
+
+    The reference style makes ``1 + M`` forward-and-backward passes of one batch; the batched
+    methods do the same work as one pass over ``1 + M`` times as many rows. If that larger pass
+    costs ``k`` single passes, no batched method beats the reference by more than ``(1 + M) / k``.
+    On a GPU ``k`` is close to 1; on a CPU the convolutions are compute-bound and ``k`` is large.
+
+    Returns ``ms_one`` and ``ms_all`` (medians of interleaved forward + backward passes of the
+    latents and of them repeated once per row), ``rows`` and ``ceiling`` = ``rows · ms_one / ms_all``.
+    """
+    rows = 1 + scoring.n_measures
+    z = torch.as_tensor(np.asarray(latents), dtype=torch.float32, device=scoring.device)
+
+    def one_pass(batch: torch.Tensor) -> None:
+        batch = batch.detach().clone().requires_grad_(True)
+        torch.autograd.grad(scoring.outputs(batch)[0].sum(), batch)
+
+    passes = {"one": lambda: one_pass(z), "all": lambda: one_pass(z.repeat(rows, 1))}
+    times: dict[str, list[float]] = {k: [] for k in passes}
+    for r in range(rounds + 1):
+        for k in (list(passes) if r % 2 else list(passes)[::-1]):
+            seconds = _timed(passes[k], scoring.device)
+            if r:  # the first round warms up
+                times[k].append(seconds)
+    one, every = (1000 * float(np.median(times[k])) for k in ("one", "all"))
+    return {"ms_one": one, "ms_all": every, "rows": rows, "ceiling": rows * one / every}
+
+
 def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations: int = 20,
                         method: str = "batched", warmup: int = 2) -> pd.DataFrame:
     """Where the time of one search iteration goes: generator, scorer, backward, pyribs.
