@@ -101,7 +101,7 @@ def batching_ceiling(scoring: PromptScoring, latents: np.ndarray, rounds: int = 
 
     The reference style makes ``1 + M`` forward-and-backward passes of one batch; the batched
     methods do the same work as one pass over ``1 + M`` times as many rows. If that larger pass
-    costs ``k`` single passes, no batched method beats the reference by more than ``(1 + M) / k``.
+    costs ``k`` single passes, a batched method beats the reference by about ``(1 + M) / k`` at best.
     On a GPU ``k`` is close to 1; on a CPU the convolutions are compute-bound and ``k`` is large.
 
     Returns ``ms_one`` and ``ms_all`` (medians of interleaved forward + backward passes of the
