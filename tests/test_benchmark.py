@@ -25,6 +25,7 @@ def test_batching_ceiling_times_one_pass_against_a_pass_of_every_row():
     got = batching_ceiling(scoring, np.zeros((2, 6)) + 0.3, rounds=2)
     assert sorted(set(seen)) == [2, 6] and seen.count(6) == seen.count(2) == 3  # 3 rows, one warm-up round
     assert got["rows"] == 3 and got["ceiling"] == pytest.approx(3 * got["ms_one"] / got["ms_all"])
+    assert got["k"] == pytest.approx(got["ms_all"] / got["ms_one"])
 
 
 @pytest.mark.parametrize("method", ["batched", "retain", "reference"])

@@ -63,6 +63,21 @@ def _timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def _interleaved_ms(calls: dict[str, Callable[[], object]], rounds: int, warmup: int,
+                    device: torch.device) -> dict[str, float]:
+    """Median milliseconds of each call: ``warmup`` untimed rounds, then ``rounds`` timed round-robin
+    rounds with the order rotated every round, so drifts of a noisy machine hit every call alike."""
+    names = list(calls)
+    for _ in range(warmup):
+        for name in names:
+            calls[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times[name].append(_timed(calls[name], device))
+    return {name: 1000 * float(np.median(t)) for name, t in times.items()}
+
+
 def time_jacobians(scoring: PromptScoring, latents: np.ndarray, methods: Sequence[str] = JACOBIAN_METHODS,
                    rounds: int = 5, warmup: int = 1) -> pd.DataFrame:
     """Median time of each Jacobian method on the same latents, and its agreement with the reference.
@@ -82,17 +97,9 @@ def time_jacobians(scoring: PromptScoring, latents: np.ndarray, methods: Sequenc
     reference = scoring.jacobian(latents, "reference")
     scale = np.abs(reference).max()
     diffs = {m: float(np.abs(scoring.jacobian(latents, m) - reference).max() / scale) for m in methods}
-    for _ in range(warmup):
-        for m in methods:
-            scoring.jacobian(latents, m)
-    times: dict[str, list[float]] = {m: [] for m in methods}
-    for r in range(rounds):
-        order = methods[r % len(methods):] + methods[:r % len(methods)]
-        for m in order:
-            times[m].append(_timed(lambda m=m: scoring.jacobian(latents, m), scoring.device))
-    ref_ms = 1000 * np.median(times["reference"])
-    rows = [{"method": m, "ms": 1000 * np.median(times[m]), "speedup": ref_ms / (1000 * np.median(times[m])),
-             "max_rel_diff": diffs[m]} for m in methods]
+    ms = _interleaved_ms({m: (lambda m=m: scoring.jacobian(latents, m)) for m in methods}, rounds, warmup,
+                         scoring.device)
+    rows = [{"method": m, "ms": ms[m], "speedup": ms["reference"] / ms[m], "max_rel_diff": diffs[m]} for m in methods]
     return pd.DataFrame(rows)
 
 
@@ -105,7 +112,8 @@ def batching_ceiling(scoring: PromptScoring, latents: np.ndarray, rounds: int = 
     On a GPU ``k`` is close to 1; on a CPU the convolutions are compute-bound and ``k`` is large.
 
     Returns ``ms_one`` and ``ms_all`` (medians of interleaved forward + backward passes of the
-    latents and of them repeated once per row), ``rows`` and ``ceiling`` = ``rows · ms_one / ms_all``.
+    latents and of them repeated once per row), ``rows``, ``k`` = ``ms_all / ms_one`` and
+    ``ceiling`` = ``rows / k``.
     """
     rows = 1 + scoring.n_measures
     z = torch.as_tensor(np.asarray(latents), dtype=torch.float32, device=scoring.device)
@@ -114,15 +122,10 @@ def batching_ceiling(scoring: PromptScoring, latents: np.ndarray, rounds: int = 
         batch = batch.detach().clone().requires_grad_(True)
         torch.autograd.grad(scoring.outputs(batch)[0].sum(), batch)
 
-    passes = {"one": lambda: one_pass(z), "all": lambda: one_pass(z.repeat(rows, 1))}
-    times: dict[str, list[float]] = {k: [] for k in passes}
-    for r in range(rounds + 1):
-        for k in (list(passes) if r % 2 else list(passes)[::-1]):
-            seconds = _timed(passes[k], scoring.device)
-            if r:  # the first round warms up
-                times[k].append(seconds)
-    one, every = (1000 * float(np.median(times[k])) for k in ("one", "all"))
-    return {"ms_one": one, "ms_all": every, "rows": rows, "ceiling": rows * one / every}
+    ms = _interleaved_ms({"one": lambda: one_pass(z), "all": lambda: one_pass(z.repeat(rows, 1))}, rounds,
+                         warmup=1, device=scoring.device)
+    k = ms["all"] / ms["one"]
+    return {"ms_one": ms["one"], "ms_all": ms["all"], "rows": rows, "k": k, "ceiling": rows / k}
 
 
 def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations: int = 20,
