@@ -56,3 +56,31 @@ def test_results_round_trip_and_claims(tmp_path, monkeypatch):
     assert claims.claim.tolist() == ["repairs bias", "(chapter not run in this build)"]
     with pytest.raises(FileNotFoundError, match="run its notebook first"):
         load("faces")
+
+
+def test_fingerprint_follows_content_not_location(tmp_path):
+    from qdgs.cache import fingerprint
+
+    a, b = tmp_path / "a", tmp_path / "elsewhere" / "b"
+    for d in (a, b):
+        (d / "sub").mkdir(parents=True)
+        (d / "sub" / "x.txt").write_text("same")
+    assert fingerprint(a) == fingerprint(b)
+    (b / "sub" / "x.txt").write_text("changed")
+    assert fingerprint(a) != fingerprint(b)
+    (a / "MANIFEST.sha256").write_text("abc  sub/x.txt\n")  # official datasets: the manifest stands for the files
+    before = fingerprint(a)
+    (a / "sub" / "x.txt").write_text("not read")
+    assert fingerprint(a) == before
+
+
+def test_weights_hash_changes_with_any_weight():
+    import torch
+
+    from qdgs.cache import weights_hash
+
+    model = torch.nn.Linear(3, 2)
+    before = weights_hash(model)
+    with torch.no_grad():
+        model.bias[0] += 1
+    assert weights_hash(model) != before

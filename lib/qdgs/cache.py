@@ -18,7 +18,10 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 #: Bump when a change in the package invalidates every cached artifact.
 CACHE_VERSION = 2
@@ -39,6 +42,40 @@ def params_key(kind: str, params: Mapping[str, Any]) -> str:
     """A short stable hash of an artifact kind and the parameters that produce it."""
     text = json.dumps({"kind": kind, "v": CACHE_VERSION, **params}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def weights_hash(model: "torch.nn.Module") -> str:
+    """A short hash of a model's weights: keys an artifact that depends on the model."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """A short hash of a file's or a folder's content (names and bytes), never of its location.
+
+    Keys an artifact built from data, so that the same dataset under another path reuses it and
+    a changed file rebuilds it. A folder with a ``MANIFEST.sha256`` (the official datasets under
+    the data root) is fingerprinted by its manifest, which already lists every file's hash.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"cannot fingerprint {path}: it does not exist")
+    if path.is_file():
+        files = [path]
+    elif (path / "MANIFEST.sha256").is_file():
+        files = [path / "MANIFEST.sha256"]
+    else:
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(path) if f != path else f.name).encode())
+        with open(f, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 def artifact(kind: str, params: Mapping[str, Any], build: Callable[[Path], None]) -> Path:
