@@ -78,6 +78,29 @@ def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 2 * torch.arcsin((chord / 2).clamp(max=1.0))
 
 
+@torch.no_grad()
+def prompt_values(scorer: nn.Module, images: torch.Tensor, pairs: Sequence[tuple[str, str]],
+                  batch_size: int = 256) -> np.ndarray:
+    """(N, P) ``d(img, first) − d(img, second)`` of each prompt pair, in batches: the one prompt score.
+
+    Negative means closer to the pair's first prompt. The search's measures are these values of
+    the measure pairs; its objective is :func:`remap_objective` of the objective pair's value
+    (plus regularizers). The zero-shot checks, calibrations, notebooks and benchmarks call this.
+
+    Args:
+        scorer: a text-image model (``encode_text``, ``encode_image``).
+        images: (N, 3, H, W) images in [0, 1].
+        pairs: (first, second) prompts.
+    """
+    text = scorer.encode_text([p for pair in pairs for p in pair])
+    out = []
+    for i in range(0, len(images), batch_size):
+        batch = images[i:i + batch_size].to(text.device)
+        d = spherical_distance(scorer.encode_image(batch), text)
+        out.append((d[:, 0::2] - d[:, 1::2]).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(pairs)), dtype=np.float32)
+
+
 def remap_objective(loss: torch.Tensor) -> torch.Tensor:
     """Map a prompt loss (lower is better, about [-2, 2]) to QDGS's maximised ``(10 − 5·loss)·10``."""
     return (10 - 5 * loss) * 10

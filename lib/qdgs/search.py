@@ -22,7 +22,7 @@ from ribs.archives import GridArchive
 from ribs.emitters import GradientArborescenceEmitter
 from ribs.schedulers import Scheduler
 
-from qdgs.cache import atomic_write
+from qdgs.cache import atomic_write, cache_root, params_key, weights_hash
 from qdgs.progress import progress
 from qdgs.scoring import PromptScoring
 
@@ -205,3 +205,45 @@ def random_archive(scoring: PromptScoring, config: SearchConfig, n_samples: int,
         archive.add(z.cpu().numpy(), ev.objective, ev.measures)
     seconds = time.perf_counter() - t0
     return SearchResult(archive, pd.DataFrame([_row(n_samples, archive, seconds)]), seconds)
+
+
+def search_key(scoring: PromptScoring, config: SearchConfig, extra: dict | None = None) -> str:
+    """The identity of a search's archive: models (by weights), prompts, regularizers and settings.
+
+    Everything that determines the archive is in it, except the iteration count (a longer run
+    resumes a shorter one). ``extra`` names what the weights do not show (e.g. a latent bound).
+    """
+    return params_key("search", {
+        "config": config.key(), "generator": weights_hash(scoring.generator), "scorer": weights_hash(scoring.scorer),
+        "prompts": [list(scoring.objective_prompts), [list(p) for p in scoring.measure_prompts]],
+        "regularizers": [repr(r) for r in scoring.regularizers], **(extra or {})})
+
+
+def cached_search(scoring: PromptScoring, config: SearchConfig, extra: dict | None = None,
+                  progress_bar: bool = True) -> SearchResult:
+    """:func:`run_search` with its checkpoint in the artifact cache, keyed by :func:`search_key`.
+
+    An unchanged rerun returns the finished archive at once; a longer run resumes a shorter one.
+    """
+    path = cache_root() / "search" / f"{search_key(scoring, config, extra)}.ckpt"
+    return run_search(scoring, config, checkpoint_path=path, progress_bar=progress_bar)
+
+
+def project_archive(archive: GridArchive, dims: tuple[int, int], bins: tuple[int, int] | None = None) -> GridArchive:
+    """A 2-D elitist archive of the best elite per cell over two of an archive's measures.
+
+    pyribs draws heatmaps of 1-D and 2-D archives only; a 4-D faces archive is shown as slices:
+    for each cell of two measures, the best objective over the other measures.
+
+    Args:
+        archive: a pyribs GridArchive.
+        dims: the two measure indices kept.
+        bins: cells along each kept measure (default: the archive's own).
+    """
+    data = archive.data()
+    flat = GridArchive(solution_dim=archive.solution_dim,
+                       dims=bins or tuple(archive.dims[d] for d in dims),
+                       ranges=[(archive.lower_bounds[d], archive.upper_bounds[d]) for d in dims])
+    if len(data["solution"]):
+        flat.add(data["solution"], data["objective"], data["measures"][:, list(dims)])
+    return flat
