@@ -14,17 +14,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from qdgs.params import Param, by_profile
 from qdgs.scoring import JACOBIAN_METHODS, PromptScoring
 from qdgs.search import SearchConfig, _new_state
 
 
-#: Parameters of the performance chapter.
-PARAMS = [
-    Param("rounds", int, by_profile(3, 15, 30), low=1, help="timed calls per Jacobian method, interleaved"),
-    Param("breakdown_iterations", int, by_profile(5, 40, 100), low=1, help="search iterations timed part by part"),
-    Param("run_faults", bool, True, help="run the fault matrix"),
-]
 
 
 def default_scoring(domain: str) -> PromptScoring:

@@ -28,9 +28,6 @@ from torch import nn
 
 from qdgs import shapes
 
-#: Bias levels of the paper.
-BIASES = (0.98, 0.95, 0.90, 0.85, 0.80)
-CONDITIONS = ("biased only", "+ QDGS", "+ random VAE", "+ balanced real")
 
 
 class ShapeClassifier(nn.Module):

@@ -22,6 +22,7 @@ import pandas as pd
 from qdgs import data
 from qdgs.scorers.offline_clip import make_clip
 from qdgs.params import ParameterError, check_profile
+from qdgs.profiles import FACES
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,7 @@ def _env(**values: str | None) -> Iterator[None]:
 
 
 def _faces_param(**given):
-    from qdgs import faces
-    from qdgs.params import resolve
-
-    return resolve(faces.PARAMS, "smoke", **given)
+    return FACES.resolve("smoke", **given)
 
 
 def _notebook_override(params: dict):

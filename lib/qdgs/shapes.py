@@ -410,46 +410,6 @@ def calibrate_ranges(scorer, vae, n: int, seed: int, quantile: float) -> list[tu
     return [(float(a - d), float(b + d)) for a, b, d in zip(lo, hi, pad)]
 
 
-# ---------------------------------------------------------------------------------------------
-# The chapter's parameters
-# ---------------------------------------------------------------------------------------------
-
-def _params():
-    from qdgs.params import Param, by_profile
-
-    return [
-        Param("seed", int, 0, low=0, help="seeds model training, search and sampling"),
-        Param("image_size", int, by_profile(64, 64, 128), choices=(32, 64, 128), help="side of generated images"),
-        Param("vae_steps", int, by_profile(300, 1500, 6000), low=1, help="VAE training steps"),
-        Param("scorer_steps", int, by_profile(60, 400, 2000), low=1, help="offline CLIP training steps"),
-        Param("scorer_generated", float, 0.3, low=0.0, high=0.9,
-              help="share of the scorer's training shapes that are VAE samples captioned by the decoder"),
-        Param("iterations", int, by_profile(150, 5000, 70_000), low=1, help="QDGS iterations"),
-        Param("archive_dims", list, by_profile([10, 10], [50, 50], [50, 50]), low=2, help="cells per measure"),
-        Param("ranges", str, "calibrated", choices=("calibrated", "paper"),
-              help="archive ranges: quantiles of random samples, or the paper's ±0.1"),
-        Param("range_quantile", float, 0.01, low=0.0, high=0.25, help="quantile for calibrated ranges"),
-        Param("latent_bound", float, 3.0, low=0.0, help="latents decode through bound·tanh(z/bound); 0 means unbounded"),
-        Param("label_gap", float, 0.01, low=0.0, help="shape-measure gap dropped between the labels"),
-        Param("shape_zero", str, "calibrated", choices=("calibrated", "zero"),
-              help="zero point of the shape label rule: calibrated on renders, or the paper's 0"),
-        Param("synthetic_size", int, 0, low=0, help="images per synthetic set (0 = every labelled elite)"),
-        Param("biases", list, by_profile([0.95], list(BIASES_PAPER), list(BIASES_PAPER)), low=0.5, high=1.0,
-              help="colour biases of the pretraining sets"),
-        Param("seeds", list, by_profile([0], [0, 1, 2], [0, 1, 2, 3, 4]), low=0, help="debiasing seeds"),
-        Param("classifier_size", int, by_profile(32, 32, 128), choices=(32, 64, 128), help="classifier input side"),
-        Param("pretrain_epochs", int, by_profile(2, 20, 20), low=1, help="epochs on the biased set"),
-        Param("finetune_epochs", int, by_profile(2, 30, 30), low=1, help="epochs on each synthetic set"),
-        Param("n_test", int, by_profile(400, 2000, 5000), low=4, help="balanced test images"),
-        Param("oracle_images", int, by_profile(1000, 4000, 4000), low=4, help="balanced renders the oracle learns from"),
-        Param("oracle_epochs", int, by_profile(2, 20, 20), low=1, help="epochs of the audit's oracle shape classifier"),
-    ]
-
-
-BIASES_PAPER = (0.98, 0.95, 0.90, 0.85, 0.80)
-PARAMS = _params()
-
-
 def search_checkpoint(config, vae, scorer, latent_bound: float):
     """Where a search of these models and settings checkpoints in the artifact cache.
 

@@ -105,43 +105,6 @@ def seed_resolution(per_seed: pd.DataFrame, value: str = "accuracy", by: tuple[s
     return out.reset_index()
 
 
-
-def _param_spec() -> list:
-    from qdgs.params import Param, by_profile
-
-    return [
-        Param("qd_dir", str, "", help="QD dataset directory ('' = notebook 02's, from its recorded results)"),
-        Param("rand_dir", str, "", help="Rand dataset directory ('' = notebook 02's)"),
-        Param("real_dir", str, "", help="optional real identity set (image folder or InsightFace train.rec) "
-                                        "for the second training stage ('' = none)"),
-        Param("depth", int, by_profile(18, 18, 101), choices=(18, 50, 101), help="IR-ResNet depth"),
-        Param("width", int, by_profile(16, 32, 64), low=4, help="channels of the first stage (paper 64)"),
-        Param("input_size", int, by_profile(64, 64, 112), choices=(64, 112), help="face side in pixels"),
-        Param("stem_stride", int, by_profile(2, 2, 1), choices=(1, 2), help="stride of the first convolution"),
-        Param("head", str, by_profile("adaface", "adaface", "adaface"), choices=("adaface", "arcface", "cosface"),
-              help="margin head"),
-        Param("scale", float, 64.0, low=1.0, help="logit scale s (AdaFace paper: 64)"),
-        Param("margin", float, 0.4, low=0.0, high=1.0, help="margin m (AdaFace paper: 0.4)"),
-        Param("epochs", int, by_profile(1, 2, 26), low=1, help="pretraining epochs"),
-        Param("real_epochs", int, by_profile(1, 2, 26), low=1, help="epochs of the real stage"),
-        Param("batch_size", int, by_profile(32, 64, 64), low=2, help="faces per step"),
-        Param("lr", float, 0.01, low=0.0, help="peak learning rate"),
-        Param("schedule", str, "paper", choices=("cosine", "paper"),
-              help="'paper' = ÷10 at 12/20/24 of 26 epochs (scaled); 'cosine' = warm-up + cosine"),
-        Param("warmup_epochs", float, 0.0, low=0.0, help="learning-rate warm-up, in epochs"),
-        Param("margin_warmup_epochs", float, 0.0, low=0.0, help="margin warm-up (ramp from 0), in epochs"),
-        Param("augment_p", float, 0.2, low=0.0, high=1.0, help="probability of each augmentation"),
-        Param("seeds", int, by_profile(1, 3, 3), low=1, help="training seeds per dataset"),
-        Param("lfw_crop", int, 130, low=64, high=250, help="central crop of the 250 px LFW images"),
-        Param("center", bool, by_profile(True, True, False),
-              help="mean-centre embeddings (fold-respecting) before cosine; off for the paper's protocol"),
-    ]
-
-
-#: The recognition chapter's parameters (notebook 03) with their per-profile values.
-PARAMS = _param_spec()
-
-
 def synthetic_sets(qd_dir: str = "", rand_dir: str = "") -> dict[str, Path]:
     """The QD and Rand dataset directories: as given, else from ``qdgs.results.load("faces").meta["datasets"]``."""
     given = {"QD": qd_dir, "Rand": rand_dir}
