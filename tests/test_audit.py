@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from qdgs import audit, data
+from qdgs import audit, data, images
 
 
 def _faces(colour, n=4, size=32, background=(0.9, 0.9, 0.9)):
@@ -38,9 +38,9 @@ def test_skin_labels_need_race_and_ita_to_agree():
 def test_relight_keeps_range_and_strength_zero_is_identity():
     x = torch.rand(8, 3, 16, 16)
     g = torch.Generator().manual_seed(0)
-    y = audit.relight(x, g)
+    y = images.relight(x, g)
     assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1 and not torch.allclose(x, y)
-    assert torch.allclose(audit.relight(x, g, strength=0.0), x, atol=1e-6)
+    assert torch.allclose(images.relight(x, g, strength=0.0), x, atol=1e-6)
 
 
 def test_classify_proportions_and_intersectional_counts():

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from qdgs import faces
+from qdgs import faces, images
 from qdgs.data import FaceArrays
 from qdgs.scoring import PromptScoring
 from toys import ToyGenerator, ToyScorer
@@ -87,10 +87,10 @@ def test_sampler_batches_have_degraded_share_and_balanced_skin():
     assert torch.equal(x, x2) and torch.equal(pos, pos2)  # reproducible from the rng
 
 
-@pytest.mark.parametrize("kind", list(faces.DEGRADATIONS))
+@pytest.mark.parametrize("kind", images.DEGRADATION_KINDS)
 def test_degradations_change_images_without_darkening_them(kind):
     x = 0.25 + 0.5 * torch.rand(16, 3, 32, 32)
-    y = faces.degrade(x, kind, torch.Generator().manual_seed(0))
+    y = images.degrade(x, kind, torch.Generator().manual_seed(0))
     assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
     assert (y - x).abs().mean() > 0.02
     assert abs(float(y.mean() - x.mean())) < 0.1
@@ -99,10 +99,10 @@ def test_degradations_change_images_without_darkening_them(kind):
 def test_reframe_identity_settings_and_blur_zero():
     x = torch.rand(4, 3, 16, 16)
     g = torch.Generator().manual_seed(0)
-    y = faces.reframe(x, g, max_angle=0.0, scale=(1.0, 1.0), shift=0.0)
+    y = images.reframe(x, g, max_angle=0.0, scale=(1.0, 1.0), shift=0.0)
     flipped = y.flip(-1)
     assert all(torch.allclose(y[i], x[i], atol=1e-5) or torch.allclose(flipped[i], x[i], atol=1e-5) for i in range(4))
-    assert torch.allclose(faces.blur(x, torch.zeros(4)), x, atol=1e-5)
+    assert torch.allclose(images.blur(x, torch.zeros(4)), x, atol=1e-5)
 
 
 def test_calibration_ranges_and_thresholds_scale_like_the_paper():

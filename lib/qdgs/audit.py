@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qdgs.cache import artifact
+from qdgs.images import relight
 from qdgs.progress import progress
 
 #: ITA below this (degrees) counts as dark skin ("brown" and "dark" of the Chardon scale).
@@ -115,31 +116,6 @@ def skin_labels(race: np.ndarray, ita_norm: np.ndarray) -> np.ndarray:
     dark = (race == 1) & (ita_norm < SKIN_LABEL_ITA[0])
     light = np.isin(race, (0, 2)) & (ita_norm > SKIN_LABEL_ITA[1])
     return np.where(dark, 0, np.where(light, 1, -1))
-
-
-def relight(images: torch.Tensor, gen: torch.Generator, strength: float = 1.0) -> torch.Tensor:
-    """Random exposure, gamma, white balance and desaturation (lighting augmentation).
-
-    Applied to faces of every skin tone alike, so that a model trained on the result cannot read
-    skin tone from overall brightness or colour cast.
-
-    Args:
-        images: (B, 3, H, W) in [0, 1].
-        gen: the random generator.
-        strength: 0 = identity, 1 = the full ranges (exposure ×0.35–1.6, gamma 0.7–1.4,
-            per-channel gain 0.8–1.2, saturation 0.6–1.2).
-    """
-    b = len(images)
-
-    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return (lo + (hi - lo) * torch.rand(b, *shape, generator=gen)).to(images)
-
-    log_exposure = u(math.log(0.35), math.log(1.6), 1, 1, 1) * strength
-    x = images.clamp(0, 1) ** torch.exp(u(math.log(0.7), math.log(1.4), 1, 1, 1) * strength)
-    x = x * torch.exp(log_exposure) * (1 + (u(0.8, 1.2, 3, 1, 1) - 1) * strength)
-    grey = x.mean(1, keepdim=True)
-    x = grey + (x - grey) * (1 + (u(0.6, 1.2, 1, 1, 1) - 1) * strength)
-    return x.clamp(0, 1)
 
 
 def age_group(age: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qdgs import shapes
+from qdgs.images import recolour
 
 
 
@@ -161,18 +162,11 @@ def pixel_colour(images: torch.Tensor, margin: float = 0.25) -> np.ndarray:
     return np.where(np.isnan(means[:, 0]), -1, named)
 
 
-def recolour(data: shapes.ShapeSet, seed: int) -> torch.Tensor:
-    """(N, 3, S, S) renders of ``data`` repainted with uniformly random colours (drawn through the masks)."""
-    colours = torch.rand(len(data), 3, 1, 1, generator=torch.Generator().manual_seed(seed))
-    m = data.masks[:, None]
-    return 1 - m + m * colours
-
-
 def train_oracle(n: int, size: int, epochs: int, seed: int) -> ShapeClassifier:
     """A shape classifier that ignores colour: balanced renders, every one randomly recoloured."""
     data = shapes.balanced_set(n, seed, size)
     torch.manual_seed(seed)  # the initialisation: same seed, same oracle, same audit table
-    return train_classifier(ShapeClassifier(size), recolour(data, seed), data.shape, epochs, seed)
+    return train_classifier(ShapeClassifier(size), recolour(data.masks, torch.Generator().manual_seed(seed)), data.shape, epochs, seed)
 
 
 def audit(images: torch.Tensor, oracle: ShapeClassifier) -> pd.DataFrame:

@@ -24,7 +24,6 @@ and the plots are shared with the shapes chapter.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +38,9 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from qdgs.audit import relight, skin_labels, utkface_ita
+from qdgs.audit import skin_labels, utkface_ita
 from qdgs.cache import atomic_write
+from qdgs.images import DEGRADATION_KINDS, blur, degrade, reframe, relight
 from qdgs.progress import progress
 from qdgs.scoring import spherical_distance
 
@@ -132,9 +132,9 @@ _SKIN = {"dark": ("A person with dark skin.", "A dark-skinned person.", "dark"),
 _GENDER = {"male": ("A masculine person.", "A man.", "masculine"),
            "female": ("A feminine person.", "A woman.", "feminine")}
 #: Degradation kinds of the negative-quality copies, and their own captions.
-DEGRADATIONS = {"recolour": "A discolored photo of a person.", "cast": "A discolored photo of a person.",
-                "pixelate": "A blurry, pixelated photo of a person.", "shuffle": "A scrambled, fake image of a face.",
-                "noise": "A noisy photo of a person."}
+DEGRADATIONS = dict(zip(DEGRADATION_KINDS, ("A discolored photo of a person.", "A discolored photo of a person.",
+                                             "A blurry, pixelated photo of a person.",
+                                             "A scrambled, fake image of a face.", "A noisy photo of a person.")))
 #: Which attributes survive each degradation (their captions stay positive on the copy).
 _SURVIVES = {"recolour": (), "cast": ("gender", "decade"), "pixelate": (), "shuffle": (),
              "noise": ("skin", "gender", "decade")}
@@ -188,40 +188,8 @@ def image_attributes(row: pd.Series, skin: int, degradation: str | None) -> dict
 
 
 # --------------------------------------------------------------------------------------------
-# Augmentation and degradation (batched, (B, 3, H, W) in [0, 1])
+# Augmentation of the scorer's training faces
 # --------------------------------------------------------------------------------------------
-
-def reframe(images: torch.Tensor, gen: torch.Generator, max_angle: float = 25.0,
-            scale: tuple[float, float] = (0.75, 1.25), shift: float = 0.12) -> torch.Tensor:
-    """Random rotation, zoom (in and out, reflection-padded), shift and flip.
-
-    UTKFace crops are upright and tightly centred; the DCGAN's faces are tilted, shifted and
-    framed more loosely or more tightly. Training on reframed faces closes that gap.
-    """
-    b = len(images)
-    angle = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(max_angle)
-    s = torch.exp(math.log(scale[0]) + (math.log(scale[1]) - math.log(scale[0])) * torch.rand(b, generator=gen))
-    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
-    t = (torch.rand(b, 2, generator=gen) * 2 - 1) * shift
-    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.stack([torch.stack([cos * flip, -sin, t[:, 0]], 1), torch.stack([sin * flip, cos, t[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, padding_mode="reflection", align_corners=False)
-
-
-def blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Gaussian blur with a per-image ``sigma`` ((B,) pixels; 0 leaves an image unchanged)."""
-    radius = 4
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype)
-    k = torch.exp(-x[None] ** 2 / (2 * sigma.clamp(min=1e-3)[:, None].to(images) ** 2))
-    k = k / k.sum(1, keepdim=True)
-    b, c, h, w = images.shape
-    flat = F.pad(images.reshape(1, b * c, h, w), (radius,) * 4, mode="reflect")
-    kernels = k.repeat_interleave(c, 0)
-    flat = F.conv2d(flat, kernels[:, None, None, :], groups=b * c)
-    flat = F.conv2d(flat, kernels[:, None, :, None], groups=b * c)
-    return flat.reshape(b, c, h, w)
-
 
 def augment(images: torch.Tensor, gen: torch.Generator, blur_p: float = 0.3) -> torch.Tensor:
     """Training augmentation of clean faces: reframing, occasional blur, lighting (see :func:`relight`)."""
@@ -229,38 +197,6 @@ def augment(images: torch.Tensor, gen: torch.Generator, blur_p: float = 0.3) -> 
     sigma = torch.where(torch.rand(len(x), generator=gen) < blur_p, 0.4 + 1.1 * torch.rand(len(x), generator=gen),
                         torch.zeros(len(x)))
     return relight(blur(x, sigma), gen)
-
-
-def degrade(images: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
-    """One degradation of :data:`DEGRADATIONS` applied to every image of the batch.
-
-    None of them darkens on average, so "degraded" cannot be learnt as "dim".
-    """
-    b, _, h, w = images.shape
-    if kind == "recolour":  # swapped or inverted channels: hues no face has
-        perm = [torch.randperm(3, generator=gen) for _ in range(b)]
-        x = torch.stack([img[p] for img, p in zip(images, perm)])
-        inv = torch.rand(b, 3, 1, 1, generator=gen) < 0.3
-        return torch.where(inv, 1 - x, x)
-    if kind == "cast":  # a strong colour cast with boosted saturation
-        gain = 0.35 + 1.4 * torch.rand(b, 3, 1, 1, generator=gen)
-        x = images * gain / gain.mean(1, keepdim=True)
-        grey = x.mean(1, keepdim=True)
-        return (grey + 1.8 * (x - grey)).clamp(0, 1)
-    if kind == "pixelate":
-        side = int(torch.randint(5, 12, (1,), generator=gen))
-        small = F.interpolate(images, size=(side, side), mode="area")
-        return F.interpolate(small, size=(h, w), mode="nearest" if side % 2 else "bilinear")
-    if kind == "shuffle":  # a 4 × 4 jigsaw of the face
-        g = 4
-        tiles = images.unfold(2, h // g, h // g).unfold(3, w // g, w // g)  # (B, 3, g, g, h/g, w/g)
-        tiles = tiles.reshape(b, 3, g * g, h // g, w // g)
-        tiles = tiles[:, :, torch.randperm(g * g, generator=gen)].reshape(b, 3, g, g, h // g, w // g)
-        return tiles.permute(0, 1, 2, 4, 3, 5).reshape(b, 3, h, w)
-    if kind == "noise":
-        sigma = 0.12 + 0.18 * torch.rand(b, 1, 1, 1, generator=gen)
-        return (images + sigma * torch.randn(images.shape, generator=gen)).clamp(0, 1)
-    raise ValueError(f"unknown degradation {kind!r}; known: {', '.join(DEGRADATIONS)}")
 
 
 # --------------------------------------------------------------------------------------------
