@@ -1,0 +1,43 @@
+"""The paper's shapes VAE backend, loaded from a same-format state dict that the test writes."""
+
+import pytest
+import torch
+
+from qdgs.generators.reference_vae import ReferenceShapesVAE, load_reference_vae
+
+
+def _reference_format_file(tmp_path, seed=0):
+    """A state dict with the reference file's keys and shapes (random weights, as its training would leave)."""
+    torch.manual_seed(seed)
+    state = {k: torch.randn_like(v) * 0.05 for k, v in ReferenceShapesVAE().state_dict().items()}
+    path = tmp_path / "vae-shapes.pt"
+    torch.save(state, path)
+    return path, state
+
+
+def test_loads_the_reference_state_dict_and_decodes_images(tmp_path):
+    path, state = _reference_format_file(tmp_path)
+    assert sorted(state) == sorted(  # the reference file's key names (facts file)
+        [f"encoder.{n}.{p}" for n in ("conv1", "conv2", "conv3", "fc_mu", "fc_logvar") for p in ("weight", "bias")]
+        + [f"decoder.{n}.{p}" for n in ("fc1", "convT1", "convT2", "convT3") for p in ("weight", "bias")])
+    vae = load_reference_vae(path)
+    assert torch.equal(vae.decoder.fc1.weight, state["decoder.fc1.weight"])
+    images = vae(vae.sample_latents(3, seed=1))
+    assert images.shape == (3, 3, 128, 128) and 0 <= images.min() and images.max() <= 1
+    mu, logvar = vae.encode(images)
+    assert mu.shape == logvar.shape == (3, 6)
+    z = torch.zeros(2, 6, requires_grad=True)  # differentiable in z, as the search needs
+    vae(z).sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_missing_corrupt_and_foreign_files_say_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download shapes/pretrained/vae-shapes.pt"):
+        load_reference_vae(tmp_path / "absent.pt")
+    path, _ = _reference_format_file(tmp_path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="not a readable PyTorch state dict"):
+        load_reference_vae(path)
+    torch.save({"decoder.fc1.weight": torch.zeros(3, 3)}, path)
+    with pytest.raises(ValueError, match="not the reference shapes VAE's state dict"):
+        load_reference_vae(path)
