@@ -84,3 +84,47 @@ def test_weights_hash_changes_with_any_weight():
     with torch.no_grad():
         model.bias[0] += 1
     assert weights_hash(model) != before
+
+
+def test_code_fingerprint_follows_code_and_imports_not_prose(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from qdgs import cache
+
+    pkg = tmp_path / "fakepkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helper.py").write_text('"""Doc."""\nSCALE = 2\n')
+    (pkg / "builder.py").write_text('"""Builds."""\nfrom fakepkg.helper import SCALE\n\n\ndef build():\n    """Doc."""\n    return SCALE\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cache, "PACKAGE", "fakepkg")
+
+    def fingerprint():
+        cache.code_fingerprint.cache_clear()
+        importlib.invalidate_caches()
+        return cache.code_fingerprint("fakepkg.builder")
+
+    try:
+        before = fingerprint()
+        (pkg / "builder.py").write_text('"""Other prose."""\n# a comment\nfrom fakepkg.helper import SCALE\n\n\n'
+                                        'def build():\n    """Changed docstring."""\n    return SCALE\n')
+        assert fingerprint() == before  # docstrings, comments and layout are not code
+        (pkg / "helper.py").write_text('"""Doc."""\nSCALE = 3\n')
+        assert fingerprint() != before  # a change in an imported module is
+    finally:
+        cache.code_fingerprint.cache_clear()
+        for name in [m for m in sys.modules if m.startswith("fakepkg")]:
+            del sys.modules[name]
+
+
+def test_artifact_keys_include_the_builders_code(tmp_path, monkeypatch):
+    from qdgs import cache
+
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
+    path = cache.artifact("demo", {"n": 1}, lambda tmp: (tmp / "x").write_text("1"))
+    fingerprints = {"tests.test_cache": "aaaa", "qdgs.search": "bbbb"}
+    monkeypatch.setattr(cache, "code_fingerprint", lambda *mods: "+".join(fingerprints.get(m, "") for m in mods))
+    other = cache.artifact("demo", {"n": 1}, lambda tmp: (tmp / "x").write_text("1"))
+    assert other != path  # the same parameters built by other code are another artifact
+    assert cache.artifact("demo", {"n": 1}, lambda tmp: None, code=("qdgs.search",)) != other

@@ -10,13 +10,18 @@ later run would take as finished.
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
 import hashlib
+import importlib.machinery
+import importlib.util
 import json
 import os
+import sys
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -38,10 +43,86 @@ def cache_root() -> Path:
     return Path(os.environ.get("QDGS_CACHE", default)).expanduser()
 
 
-def params_key(kind: str, params: Mapping[str, Any]) -> str:
-    """A short stable hash of an artifact kind and the parameters that produce it."""
-    text = json.dumps({"kind": kind, "v": CACHE_VERSION, **params}, sort_keys=True, default=str)
+def params_key(kind: str, params: Mapping[str, Any], code: Iterable[str] = ()) -> str:
+    """A short stable hash of an artifact kind, the parameters that produce it and the code that does.
+
+    Args:
+        kind: the artifact family.
+        params: everything that determines the artifact (JSON-serialisable).
+        code: names of the ``qdgs`` modules whose code builds it; see :func:`code_fingerprint`.
+    """
+    text = json.dumps({"kind": kind, "v": CACHE_VERSION, **params, "code": code_fingerprint(*sorted(set(code)))},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(*modules: str) -> str:
+    """A hash of the code behind an artifact: the modules, every ``qdgs`` module they import, and the libraries.
+
+    An artifact cached by older code must not be taken for one the current code would build: that is
+    how a README once showed numbers no fresh clone reproduced. The hash covers each module's syntax
+    tree without docstrings (so prose and comments never invalidate a cache), followed transitively
+    through ``qdgs`` imports (top-level and function-level), plus the versions of Python, PyTorch,
+    NumPy and pyribs, whose arithmetic is part of the result.
+    """
+    import numpy
+    import ribs
+    import torch
+
+    h = hashlib.sha256(f"{sys.version_info[:2]} {torch.__version__} {numpy.__version__} {ribs.__version__}".encode())
+    seen: set[str] = set()
+    todo = [m for m in modules if _ours(m)]
+    while todo:
+        name = todo.pop()
+        spec = None if name in seen else _module_spec(name)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        seen.add(name)
+        tree = ast.parse(Path(spec.origin).read_text())
+        package = name if spec.submodule_search_locations else name.rpartition(".")[0]
+        todo += _qdgs_imports(tree, package)
+        for node in ast.walk(tree):  # docstrings are prose: drop them
+            body = getattr(node, "body", None)
+            if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        h.update(name.encode() + ast.dump(tree, include_attributes=False).encode())
+    return h.hexdigest()[:16]
+
+
+def _module_spec(name: str) -> importlib.machinery.ModuleSpec | None:
+    """The spec of module ``name``, or None when ``name`` is an attribute (``from qdgs.cache import artifact``)."""
+    parent = name.rpartition(".")[0]
+    if parent and not (_module_spec(parent) or _NOT_A_PACKAGE).submodule_search_locations:
+        return None
+    return importlib.util.find_spec(name)
+
+
+_NOT_A_PACKAGE = importlib.machinery.ModuleSpec("", None)
+
+
+def _qdgs_imports(tree: ast.Module, package: str) -> list[str]:
+    """The ``qdgs`` modules (and candidate submodules) a syntax tree imports."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            names += [base] + [f"{base}.{a.name}" for a in node.names]
+    return [n for n in names if _ours(n)]
+
+
+#: The package whose code is fingerprinted (a test points it at a throw-away package).
+PACKAGE = "qdgs"
+
+
+def _ours(name: str) -> bool:
+    return name == PACKAGE or name.startswith(PACKAGE + ".")
 
 
 def weights_hash(model: "torch.nn.Module") -> str:
@@ -78,18 +159,21 @@ def fingerprint(path: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
-def artifact(kind: str, params: Mapping[str, Any], build: Callable[[Path], None]) -> Path:
+def artifact(kind: str, params: Mapping[str, Any], build: Callable[[Path], None],
+             code: Iterable[str] = ()) -> Path:
     """Return the directory of a cached artifact, building it first if it is not complete.
 
     Args:
         kind: a name for the artifact family, e.g. ``"shapes-vae"``.
         params: everything that determines the artifact (JSON-serialisable).
         build: writes the artifact's files into the directory it is given.
+        code: further ``qdgs`` modules whose code determines the artifact, beyond the module that
+            defines ``build`` (which always counts; see :func:`code_fingerprint`).
 
     Returns:
         The artifact's directory under :func:`cache_root`; it also holds ``params.json``.
     """
-    final = cache_root() / kind / params_key(kind, params)
+    final = cache_root() / kind / params_key(kind, params, (build.__module__, *code))
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
