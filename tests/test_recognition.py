@@ -3,6 +3,7 @@
 import io
 import math
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -229,6 +230,24 @@ def test_training_learns_and_resume_equals_uninterrupted(tmp_path):
     other = TrainConfig(head="cosface", epochs=3, batch_size=8)
     with pytest.raises(RuntimeError, match="different training configuration"):
         train(data, TINY, other, checkpoint_dir=tmp_path, progress_bar=False)
+
+
+def test_training_neither_reads_nor_moves_the_global_rng():
+    torch.set_num_threads(1)
+    data = _toy_faces(n_ids=4, per=4)
+    cfg = TrainConfig(head="cosface", scale=16.0, margin=0.1, epochs=2, batch_size=8, lr=0.05, augment_p=0.5)
+    torch.manual_seed(123)
+    torch.rand(1000)  # noise a notebook cell might have drawn
+    state = torch.get_rng_state()
+    first = train(data, TINY, cfg, progress_bar=False)
+    assert torch.equal(torch.get_rng_state(), state)  # a cold and a warm run leave the same global state
+    torch.manual_seed(7)
+    torch.rand(13)
+    second = train(data, TINY, cfg, progress_bar=False)
+    for (name, a), b in zip(first.backbone.state_dict().items(), second.backbone.state_dict().values()):
+        assert torch.equal(a, b), name
+    other = train(data, TINY, replace(cfg, seed=1), progress_bar=False)
+    assert not torch.equal(first.backbone.stem[0].weight, other.backbone.stem[0].weight)
 
 
 def test_real_stage_reads_record_and_image_folder_sets(tmp_path):
