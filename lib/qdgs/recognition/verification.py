@@ -13,7 +13,6 @@ consecutive folds) when present under ``<data root>/verification/<name>.bin``.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from qdgs.cache import artifact, data_root
+from qdgs.audit import ita
+from qdgs.cache import artifact, data_root, fingerprint
+from qdgs.data import lfw_dir, read_checked, read_lfw_pairs, read_manifest
 from qdgs.recognition.identities import decode
 
 #: The InsightFace-packaged benchmarks read when present, beside LFW.
@@ -77,23 +78,26 @@ def load_lfw(size: int = 112, crop: int = LFW_CROP, root: str | Path | None = No
         crop: side of the central square cut from each 250 px deep-funneled image.
         root: the LFW folder (default ``<data root>/lfw``).
 
-    The decoded images are cached (keyed by size and crop), so evaluations after the first are fast.
+    The decoded images are cached, keyed by size, crop and the content of the LFW folder (its
+    ``MANIFEST.sha256`` when it has one, see :func:`qdgs.cache.fingerprint`) and of ``pairs.txt``:
+    a copy elsewhere reuses the cache, a changed file rebuilds it. With a manifest, every image is
+    checked against it while the cache is built, so the manifest speaks for what was decoded.
     """
-    from qdgs.data import read_lfw_pairs
-
-    pairs = read_lfw_pairs(root)
+    folder = lfw_dir(root)
+    pairs = read_lfw_pairs(folder)
     paths = sorted(set(pairs.path1) | set(pairs.path2))
 
     def build(tmp: Path) -> None:
-        arr = np.stack([decode(Path(p).read_bytes(), size, crop) for p in paths])
-        np.save(tmp / "images.npy", arr)
+        manifest = read_manifest(folder) if (folder / "MANIFEST.sha256").is_file() else None
+        faces = [decode(read_checked(folder, Path(p).relative_to(folder).as_posix(), manifest), size, crop)
+                 for p in paths]
+        np.save(tmp / "images.npy", np.stack(faces))
 
-    listing = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]  # which LFW copy
-    folder = artifact("lfw-pairs", {"size": size, "crop": crop, "images": listing}, build)
+    key = {"size": size, "crop": crop, "lfw": fingerprint(folder), "pairs": fingerprint(folder / "pairs.txt")}
+    images = np.load(artifact("lfw-pairs", key, build) / "images.npy")
     index = {p: i for i, p in enumerate(paths)}
-    return PairSet("lfw", torch.from_numpy(np.load(folder / "images.npy")),
-                   pairs.path1.map(index).to_numpy(), pairs.path2.map(index).to_numpy(),
-                   pairs.same.to_numpy(bool), pairs.fold.to_numpy())
+    return PairSet("lfw", torch.from_numpy(images), pairs.path1.map(index).to_numpy(),
+                   pairs.path2.map(index).to_numpy(), pairs.same.to_numpy(bool), pairs.fold.to_numpy())
 
 
 def load_bin(path: str | Path, size: int = 112, folds: int = 10) -> PairSet:
@@ -246,8 +250,6 @@ def ita_skin_labels(images: torch.Tensor, dark_below: float = 25.0, light_above:
         light_above: ITA over which it counts as light (1); in between is unknown (−1), so that
             lighting noise near the boundary does not decide a label.
     """
-    from qdgs.audit import ita
-
     values = np.concatenate([ita(images[i:i + 512].float() / 255) for i in range(0, len(images), 512)])
     return np.where(values < dark_below, 0, np.where(values > light_above, 1, -1))
 
