@@ -26,8 +26,6 @@ UTKFACE_URL = "https://susanqq.github.io/UTKFace/"
 LFW_URL = "http://vis-www.cs.umass.edu/lfw/"
 #: UTKFace race codes (file-name field 3); categorical labels, not skin-tone measurements.
 RACES = ("White", "Black", "Asian", "Indian", "Others")
-#: UTKFace gender codes (file-name field 2).
-GENDERS = ("male", "female")
 
 
 def _dataset_dir(name: str, what: str, url: str, root: str | Path | None) -> Path:
