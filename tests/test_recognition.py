@@ -220,7 +220,6 @@ def test_training_learns_and_resume_equals_uninterrupted(tmp_path):
                       schedule="cosine", warmup_epochs=0.5, margin_warmup_epochs=1)
     whole = train(data, TINY, cfg, progress_bar=False)
     assert whole.history.loss.iloc[-1] < whole.history.loss.iloc[0]
-    assert (whole.history.images_per_s > 0).all()
     train(data, TINY, cfg, checkpoint_dir=tmp_path, stop_after=1, progress_bar=False)
     resumed = train(data, TINY, cfg, checkpoint_dir=tmp_path, progress_bar=False)
     for (name, a), b in zip(whole.backbone.state_dict().items(), resumed.backbone.state_dict().values()):
@@ -268,8 +267,12 @@ def test_real_stage_reads_record_and_image_folder_sets(tmp_path):
     assert torch.equal(images.images, data.images) and images.num_classes == 4
     cfg = TrainConfig(head="adaface", scale=16.0, epochs=1, batch_size=8, lr=0.01)
     synthetic = train(_toy_faces(seed=1), TINY, cfg, progress_bar=False)
-    real = train(rec, TINY, cfg, init=synthetic.backbone.state_dict(), progress_bar=False)
+    real_cfg = replace(cfg, seed=1)  # another seed than pretraining: ignoring init would start elsewhere
+    real = train(rec, TINY, real_cfg, init=synthetic.backbone.state_dict(), progress_bar=False)
+    scratch = train(rec, TINY, real_cfg, progress_bar=False)
     assert real.head.weight.shape == (4, 32) and len(real.history) == 1
+    start, w = synthetic.backbone.stem[0].weight, real.backbone.stem[0].weight
+    assert (w - start).norm() < 0.1 * (scratch.backbone.stem[0].weight - start).norm()  # it continued from init
     with pytest.raises(FileNotFoundError, match="train.rec"):
         load_identity_set(tmp_path / "nothing")
 
@@ -297,7 +300,13 @@ def test_notebook_smoke_run(tmp_path, data_root):
                  out_dir=tmp_path / "out")
     recorded = load("recognition")
     lfw = recorded.table.query("benchmark == 'lfw'").set_index("model")["mean"]
-    assert set(lfw.index) == {"pixels", "untrained", "QD", "Rand"} and lfw.between(0.45, 1.0).all()
+    assert set(lfw.index) == {"pixels", "untrained", "QD", "Rand"}
+    # Measured on the shared LFW at the smoke settings (64 px, crop 130, centred): pixels 0.654,
+    # untrained 0.665 (seeds 0-2: 0.665-0.696), QD 0.656, Rand 0.661; with shuffled pair labels 0.49.
+    # Random conv features already score ~0.67, so two steps on toy faces cannot be told from no
+    # training here (tests/test_recognition_learning.py checks learning); this pins the evaluation.
+    assert lfw["pixels"] == pytest.approx(0.654, abs=0.003)
+    assert lfw.drop("pixels").between(0.60, 0.75).all(), lfw
     assert {c["claim"] for c in recorded.meta["claims"]} and recorded.meta["profile"] == "smoke"
 
 
