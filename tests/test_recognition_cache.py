@@ -1,6 +1,5 @@
 """Recognition artifacts are keyed by the content of what they read, never by where it lies."""
 
-import hashlib
 import shutil
 
 import numpy as np
@@ -9,26 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from qdgs.recognition import BackboneConfig, TrainConfig, load_lfw, save_backbone
+from qdgs.recognition import TrainConfig, load_lfw, save_backbone
 from qdgs.recognition import experiment as ex
 from qdgs.recognition.identities import identity_set_fingerprint
+from recognition_fixtures import TINY, fake_lfw, toy_faces, write_identity_folder
 
-TINY = BackboneConfig(depth=18, width=8, input_size=16, stem_stride=1, embedding_dim=32)
 QUICK = TrainConfig(head="cosface", scale=16.0, margin=0.1, epochs=1, batch_size=8, lr=0.05)
-
-
-def _identity_folder(root, n_ids: int = 4, per: int = 4, seed: int = 0) -> None:
-    """An image-folder identity set (metadata.csv + PNGs) of noisy per-identity prototypes."""
-    rng = np.random.default_rng(seed)
-    protos = rng.integers(0, 256, (n_ids, 16, 16, 3))
-    rows = []
-    for i in range(n_ids * per):
-        rel = f"images/{i // per:05d}/{i:03d}.png"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        noisy = np.clip(protos[i // per] + rng.integers(-20, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(noisy).save(root / rel)
-        rows.append({"path": rel, "identity": i // per})
-    pd.DataFrame(rows).to_csv(root / "metadata.csv", index=False)
 
 
 def _flip_one_pixel(png) -> None:
@@ -42,7 +27,7 @@ def _artifacts(tmp_path, kind: str) -> int:
 
 
 def test_identity_set_fingerprint_follows_what_is_read(tmp_path):
-    _identity_folder(tmp_path / "a")
+    write_identity_folder(tmp_path / "a", toy_faces(n_ids=4, per=4))
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     (tmp_path / "b" / "datasheet.md").write_text("# not read by the loader\n")
     assert identity_set_fingerprint(tmp_path / "a") == identity_set_fingerprint(tmp_path / "b")
@@ -55,7 +40,7 @@ def test_identity_set_fingerprint_follows_what_is_read(tmp_path):
 def test_trained_backbone_is_keyed_by_data_and_init_content(tmp_path, monkeypatch):
     monkeypatch.setenv("QDGS_CACHE", str(tmp_path / "cache"))
     torch.set_num_threads(1)
-    _identity_folder(tmp_path / "a")
+    write_identity_folder(tmp_path / "a", toy_faces(n_ids=4, per=4))
     shutil.copytree(tmp_path / "a", tmp_path / "copy")
     model, _, first = ex.trained_backbone(tmp_path / "a", TINY, QUICK, progress_bar=False)
     _, _, again = ex.trained_backbone(tmp_path / "copy", TINY, QUICK, progress_bar=False)
@@ -74,25 +59,9 @@ def test_trained_backbone_is_keyed_by_data_and_init_content(tmp_path, monkeypatc
     assert from_one == from_two != first  # same starting weights under another name: reused
 
 
-def _fake_lfw(root, manifest: bool = False) -> None:
-    """Three people in the deep-funneled layout, a two-fold pairs.txt and optionally MANIFEST.sha256."""
-    people = {"Ann_A": 2, "Bob_B": 1, "Cy_C": 2}
-    for name, n in people.items():
-        (root / "lfw-deepfunneled" / name).mkdir(parents=True)
-        for k in range(1, n + 1):
-            rgb = np.zeros((250, 250, 3), np.uint8)
-            rgb[60:190, 60:190] = 40 * k + 10 * len(name)
-            Image.fromarray(rgb).save(root / "lfw-deepfunneled" / name / f"{name}_{k:04d}.jpg")
-    (root / "pairs.txt").write_text("2\t1\nAnn_A\t1\t2\nAnn_A\t1\tBob_B\t1\nCy_C\t1\t2\nBob_B\t1\tCy_C\t2\n")
-    if manifest:
-        files = sorted(p for p in root.rglob("*") if p.is_file())
-        (root / "MANIFEST.sha256").write_text("".join(
-            f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root).as_posix()}\n" for p in files))
-
-
 def test_lfw_cache_is_keyed_by_content(tmp_path, monkeypatch):
     monkeypatch.setenv("QDGS_CACHE", str(tmp_path / "cache"))
-    _fake_lfw(tmp_path / "lfw")
+    fake_lfw(tmp_path / "lfw")
     shutil.copytree(tmp_path / "lfw", tmp_path / "elsewhere")
     first = load_lfw(size=32, crop=130, root=tmp_path / "lfw")
     copy = load_lfw(size=32, crop=130, root=tmp_path / "elsewhere")
@@ -105,7 +74,7 @@ def test_lfw_cache_is_keyed_by_content(tmp_path, monkeypatch):
 
 def test_lfw_with_a_manifest_is_checked_while_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("QDGS_CACHE", str(tmp_path / "cache"))
-    _fake_lfw(tmp_path / "lfw", manifest=True)
+    fake_lfw(tmp_path / "lfw", manifest=True)
     assert len(load_lfw(size=32, crop=130, root=tmp_path / "lfw").same) == 4
     image = tmp_path / "lfw" / "lfw-deepfunneled" / "Cy_C" / "Cy_C_0002.jpg"
     Image.fromarray(np.full((250, 250, 3), 7, np.uint8)).save(image)  # decodable, but not what the manifest lists

@@ -12,12 +12,12 @@ Measured with this test's data over 4 pattern draws × 2 training seeds (torch, 
 import numpy as np
 import torch
 
-from qdgs.recognition import BackboneConfig, FaceSet, IResNet, TrainConfig, evaluate, train
+from qdgs.recognition import FaceSet, IResNet, TrainConfig, evaluate, train
 from qdgs.recognition.verification import PairSet
 from qdgs.seeds import seeded_init
+from recognition_fixtures import TINY
 
-SIZE = 16
-TINY = BackboneConfig(depth=18, width=8, input_size=SIZE, stem_stride=1, embedding_dim=32)
+SIZE = TINY.input_size
 CONFIG = TrainConfig(head="cosface", scale=16.0, margin=0.1, epochs=10, batch_size=16, lr=0.05,
                      schedule="cosine", augment_p=0.0)
 

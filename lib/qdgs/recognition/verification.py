@@ -14,6 +14,7 @@ consecutive folds) when present under ``<data root>/verification/<name>.bin``.
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,11 @@ from qdgs.recognition.identities import decode
 
 #: The InsightFace-packaged benchmarks read when present, beside LFW.
 BIN_BENCHMARKS = ("agedb_30", "cfp_fp", "cplfw", "calfw")
+#: The only globals an InsightFace ``.bin`` needs: bytes (protocol 2 writes them through
+#: ``_codecs.encode``) and NumPy arrays and scalars (NumPy 1 and 2 module names).
+_BIN_GLOBALS = frozenset({("_codecs", "encode"), ("builtins", "bytes"), ("numpy", "ndarray"), ("numpy", "dtype"),
+                          *((m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+                            for n in ("_reconstruct", "scalar"))})
 
 #: Side of the central crop of a 250 px deep-funneled LFW image that frames the face like a
 #: 112 × 112 ArcFace-template aligned training face (eyebrows to chin, some margin). Unaligned
@@ -100,15 +106,24 @@ def load_lfw(size: int = 112, crop: int = LFW_CROP, root: str | Path | None = No
                    pairs.path2.map(index).to_numpy(), pairs.same.to_numpy(bool), pairs.fold.to_numpy())
 
 
+class _BinUnpickler(pickle.Unpickler):
+    """Unpickles a downloaded ``.bin`` without running code from it: only :data:`_BIN_GLOBALS` resolve."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in _BIN_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a face-pairs file never needs")
+
+
 def load_bin(path: str | Path, size: int = 112, folds: int = 10) -> PairSet:
     """An InsightFace verification ``.bin`` (pickle of ``(bins, issame_list)``) as a :class:`PairSet`."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            bins, issame = pickle.load(f, encoding="bytes")
+            bins, issame = _BinUnpickler(f, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
         raise RuntimeError(f"{path} is not an InsightFace verification .bin (pickle of (bins, issame_list)): "
-                           f"download it again from the InsightFace dataset zoo") from err
+                           f"{err}; download it again from the InsightFace dataset zoo") from err
     same = np.asarray(issame, bool)
     if len(bins) != 2 * len(same) or len(same) % folds:
         raise RuntimeError(f"{path}: {len(bins)} images for {len(same)} pairs; expected two images per pair "
@@ -120,12 +135,18 @@ def load_bin(path: str | Path, size: int = 112, folds: int = 10) -> PairSet:
 
 
 def available_benchmarks(size: int = 112, root: str | Path | None = None, lfw_crop: int = LFW_CROP) -> list[PairSet]:
-    """LFW (required) plus each of :data:`BIN_BENCHMARKS` found under ``<data root>/verification``."""
+    """LFW (required) plus each of :data:`BIN_BENCHMARKS` found under ``<data root>/verification``.
+
+    Warns, naming the expected files, when some are absent: an average over fewer benchmarks than
+    the paper's five must not pass for the paper's.
+    """
     root = Path(root) if root else data_root()
     sets = [load_lfw(size, lfw_crop, root / "lfw")]
-    for name in BIN_BENCHMARKS:
-        if (root / "verification" / f"{name}.bin").is_file():
-            sets.append(load_bin(root / "verification" / f"{name}.bin", size))
+    missing = [name for name in BIN_BENCHMARKS if not (root / "verification" / f"{name}.bin").is_file()]
+    if missing:
+        warnings.warn(f"verification benchmarks {', '.join(missing)} not found: evaluating without them; place "
+                      f"the InsightFace packs as {root / 'verification'}/<name>.bin to include them", stacklevel=2)
+    sets += [load_bin(root / "verification" / f"{name}.bin", size) for name in BIN_BENCHMARKS if name not in missing]
     return sets
 
 
