@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from qdgs.recognition import (AdaFace, ArcFace, BackboneConfig, CosFace, PixelEmbedder, TrainConfig, augment,
-                              available_benchmarks, best_threshold, evaluate, iresnet, load_bin, load_identity_set,
-                              load_lfw, make_head, pair_scores, skin_split, ten_fold, train, write_record)
+                              available_benchmarks, best_threshold, embed, evaluate, iresnet, load_bin,
+                              load_identity_set, load_lfw, make_head, pair_scores, skin_split, ten_fold, train,
+                              write_record)
 from qdgs.recognition.verification import PairSet
 from recognition_fixtures import TINY, fake_lfw, png, toy_faces, write_identity_folder
 
@@ -145,8 +146,10 @@ def test_lfw_loader_reads_the_official_layout(tmp_path):
 def test_backbone_embeds_faces(size, stem):
     model = iresnet(18, width=8, input_size=size, stem_stride=stem).eval()
     assert model(torch.rand(2, 3, size, size)).shape == (2, 512)
-    with pytest.raises(ValueError, match="resize"):
+    with pytest.raises(ValueError, match="resize them first"):
         model(torch.rand(2, 3, size + 16, size + 16))
+    big = torch.randint(0, 256, (2, 3, size + 16, size + 16), dtype=torch.uint8)
+    assert embed(model, big, size=size).shape == (2, 512)  # the remedy the message names works
 
 
 def test_backbone_depths_match_insightface_sizes():

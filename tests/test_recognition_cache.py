@@ -8,9 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from qdgs.recognition import TrainConfig, load_lfw, save_backbone
+from qdgs.recognition import TrainConfig, identity_set_fingerprint, load_lfw, save_backbone
 from qdgs.recognition import experiment as ex
-from qdgs.recognition.identities import identity_set_fingerprint
 from recognition_fixtures import TINY, fake_lfw, toy_faces, write_identity_folder
 
 QUICK = TrainConfig(head="cosface", scale=16.0, margin=0.1, epochs=1, batch_size=8, lr=0.05)
