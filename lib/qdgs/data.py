@@ -3,10 +3,10 @@
 Both live under the data root (:func:`qdgs.cache.data_root`, ``$QDGS_DATA``), which may be
 read-only: nothing is ever written there. Derived arrays (UTKFace resized into one uint8 array,
 which takes about half a minute to decode) go to the artifact cache, keyed by the dataset's
-content (its manifest, see :func:`qdgs.cache.fingerprint`), so a changed dataset rebuilds them and
-a copy elsewhere reuses them. Every file read for a cached array is checked
-against ``MANIFEST.sha256`` on the way, so a corrupt copy stops the build with the file's name
-instead of silently training on it.
+content (its manifest, see :func:`qdgs.cache.fingerprint`), so a changed dataset rebuilds them
+and a copy elsewhere reuses them. Every file read for a cached array is checked against
+``MANIFEST.sha256`` on the way, so a corrupt copy stops the build with the file's name instead
+of silently training on it.
 """
 
 from __future__ import annotations
