@@ -71,3 +71,19 @@ def test_lfw_pairs_follow_view2_protocol(data_root):
     assert (pairs.groupby("fold").same.agg(["sum", "count"]).values == [300, 600]).all()
     first = pairs.iloc[0]
     assert first.same and first.path1.endswith("_0001.jpg")
+
+
+def test_utkface_cache_is_keyed_by_content_not_location(tmp_path, data_root, monkeypatch):
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path / "cache"))
+    _mini_utkface(tmp_path / "utkface", data_root)
+    shutil.copytree(tmp_path / "utkface", tmp_path / "copy")
+    first = data.load_utkface(size=16, root=tmp_path / "utkface")
+    assert np.array_equal(data.load_utkface(size=16, root=tmp_path / "copy").images, first.images)
+    assert len(list((tmp_path / "cache" / "utkface-arrays").iterdir())) == 1  # a copy elsewhere reuses it
+    (tmp_path / "copy" / "MANIFEST.sha256").unlink()  # a user's own copy: no manifest to vouch for the bytes
+    unchecked = data.load_utkface(size=16, root=tmp_path / "copy", verify_files=False)
+    names = list(unchecked.table.file)
+    (tmp_path / "copy" / names[0]).write_bytes((tmp_path / "copy" / names[1]).read_bytes())
+    changed = data.load_utkface(size=16, root=tmp_path / "copy", verify_files=False)
+    assert np.array_equal(changed.images[0], changed.images[1])  # the changed image was decoded afresh
+    assert not np.array_equal(changed.images[0], unchecked.images[0])

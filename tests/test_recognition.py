@@ -1,25 +1,20 @@
 """Recognition: verification protocol, benchmark loaders, backbones, margin heads, training and resume."""
 
-import io
 import math
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from qdgs.recognition import (AdaFace, ArcFace, BackboneConfig, CosFace, FaceSet, PixelEmbedder, TrainConfig,
-                              augment, best_threshold, evaluate, iresnet, load_bin, load_identity_set, load_lfw,
-                              make_head, pair_scores, skin_split, ten_fold, train, write_record)
+from qdgs.recognition import (AdaFace, ArcFace, BackboneConfig, CosFace, PixelEmbedder, TrainConfig, augment,
+                              available_benchmarks, best_threshold, embed, evaluate, iresnet, load_bin,
+                              load_identity_set, load_lfw, make_head, pair_scores, skin_split, ten_fold, train,
+                              write_record)
 from qdgs.recognition.verification import PairSet
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb.astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
+from recognition_fixtures import TINY, fake_lfw, png, toy_faces, write_identity_folder
 
 
 def _pairs(n_people: int = 40, per_fold: int = 4, folds: int = 10, seed: int = 0):
@@ -89,7 +84,7 @@ def test_pixel_baseline_recognises_identical_pairs():
 
 def test_bin_loader_reads_insightface_format(tmp_path):
     rng = np.random.default_rng(0)
-    bins = [_png(rng.integers(0, 256, (112, 112, 3))) for _ in range(40)]
+    bins = [png(rng.integers(0, 256, (112, 112, 3))) for _ in range(40)]
     issame = [bool(i % 2 == 0) for i in range(20)]
     with open(tmp_path / "agedb_30.bin", "wb") as f:
         pickle.dump((bins, issame), f)
@@ -102,15 +97,42 @@ def test_bin_loader_reads_insightface_format(tmp_path):
         load_bin(tmp_path / "bad.bin")
 
 
+class _Smuggled:
+    """Pickles as a call of ``builtins.list``: plain ``pickle.load`` runs it, a safe loader must refuse."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __reduce__(self):
+        return list, (self.items,)
+
+
+def test_bin_loader_runs_no_code_from_the_file(tmp_path):
+    rng = np.random.default_rng(0)
+    bins = [np.frombuffer(png(rng.integers(0, 256, (16, 16, 3))), np.uint8) for _ in range(20)]
+    issame = [np.bool_(i % 2 == 0) for i in range(10)]
+    with open(tmp_path / "numpy.bin", "wb") as f:  # NumPy arrays and scalars at protocol 2, as old packs hold
+        pickle.dump((bins, issame), f, protocol=2)
+    assert load_bin(tmp_path / "numpy.bin", size=16).same.tolist() == [i % 2 == 0 for i in range(10)]
+    with open(tmp_path / "smuggled.bin", "wb") as f:
+        pickle.dump((_Smuggled([b.tobytes() for b in bins]), issame), f)
+    with pytest.raises(RuntimeError, match="builtins.list"):
+        load_bin(tmp_path / "smuggled.bin", size=16)
+
+
+def test_missing_bin_benchmarks_are_named_not_dropped_silently(tmp_path):
+    fake_lfw(tmp_path / "lfw")
+    (tmp_path / "verification").mkdir()
+    rng = np.random.default_rng(0)
+    with open(tmp_path / "verification" / "cfp_fp.bin", "wb") as f:
+        pickle.dump(([png(rng.integers(0, 256, (16, 16, 3))) for _ in range(20)], [True, False] * 5), f)
+    with pytest.warns(UserWarning, match=r"agedb_30, cplfw, calfw not found.*verification"):
+        sets = available_benchmarks(size=16, root=tmp_path)
+    assert [s.name for s in sets] == ["lfw", "cfp_fp"]
+
+
 def test_lfw_loader_reads_the_official_layout(tmp_path):
-    people = {"Ann_A": 2, "Bob_B": 1, "Cy_C": 2}
-    for name, n in people.items():
-        (tmp_path / "lfw-deepfunneled" / name).mkdir(parents=True)
-        for k in range(1, n + 1):
-            rgb = np.zeros((250, 250, 3), np.uint8)
-            rgb[60:190, 60:190] = 40 * k + 10 * len(name)
-            Image.fromarray(rgb).save(tmp_path / "lfw-deepfunneled" / name / f"{name}_{k:04d}.jpg")
-    (tmp_path / "pairs.txt").write_text("2\t1\nAnn_A\t1\t2\nAnn_A\t1\tBob_B\t1\nCy_C\t1\t2\nBob_B\t1\tCy_C\t2\n")
+    fake_lfw(tmp_path)
     pairs = load_lfw(size=32, crop=130, root=tmp_path)
     assert pairs.images.shape == (5, 3, 32, 32) and pairs.same.tolist() == [True, False, True, False]
     assert pairs.fold.tolist() == [0, 0, 1, 1]
@@ -124,8 +146,10 @@ def test_lfw_loader_reads_the_official_layout(tmp_path):
 def test_backbone_embeds_faces(size, stem):
     model = iresnet(18, width=8, input_size=size, stem_stride=stem).eval()
     assert model(torch.rand(2, 3, size, size)).shape == (2, 512)
-    with pytest.raises(ValueError, match="resize"):
+    with pytest.raises(ValueError, match="resize them first"):
         model(torch.rand(2, 3, size + 16, size + 16))
+    big = torch.randint(0, 256, (2, 3, size + 16, size + 16), dtype=torch.uint8)
+    assert embed(model, big, size=size).shape == (2, 512)  # the remedy the message names works
 
 
 def test_backbone_depths_match_insightface_sizes():
@@ -182,17 +206,6 @@ def test_adaface_margin_follows_feature_norm_and_warms_up():
 
 # --- training --------------------------------------------------------------------------------
 
-def _toy_faces(n_ids: int = 6, per: int = 8, size: int = 16, seed: int = 0) -> FaceSet:
-    g = torch.Generator().manual_seed(seed)
-    protos = torch.rand(n_ids, 3, size, size, generator=g)
-    noise = torch.rand(n_ids, per, 3, size, size, generator=g) * 0.3
-    images = ((0.7 * protos[:, None] + noise) * 255).to(torch.uint8).reshape(-1, 3, size, size)
-    return FaceSet(images, torch.arange(n_ids).repeat_interleave(per))
-
-
-TINY = BackboneConfig(depth=18, width=8, input_size=16, stem_stride=1, embedding_dim=32)
-
-
 def test_paper_schedule_scales_milestones():
     cfg = TrainConfig(epochs=26, lr=0.01)
     assert [cfg.lr_at(e * 10, 10) for e in (0, 11, 12, 19, 20, 24, 25)] == pytest.approx(
@@ -214,12 +227,11 @@ def test_augment_keeps_shape_range_and_is_seeded():
 
 def test_training_learns_and_resume_equals_uninterrupted(tmp_path):
     torch.set_num_threads(1)
-    data = _toy_faces()
+    data = toy_faces()
     cfg = TrainConfig(head="cosface", scale=16.0, margin=0.1, epochs=3, batch_size=8, lr=0.05,
                       schedule="cosine", warmup_epochs=0.5, margin_warmup_epochs=1)
     whole = train(data, TINY, cfg, progress_bar=False)
     assert whole.history.loss.iloc[-1] < whole.history.loss.iloc[0]
-    assert (whole.history.images_per_s > 0).all()
     train(data, TINY, cfg, checkpoint_dir=tmp_path, stop_after=1, progress_bar=False)
     resumed = train(data, TINY, cfg, checkpoint_dir=tmp_path, progress_bar=False)
     for (name, a), b in zip(whole.backbone.state_dict().items(), resumed.backbone.state_dict().values()):
@@ -231,41 +243,47 @@ def test_training_learns_and_resume_equals_uninterrupted(tmp_path):
         train(data, TINY, other, checkpoint_dir=tmp_path, progress_bar=False)
 
 
+def test_training_neither_reads_nor_moves_the_global_rng():
+    torch.set_num_threads(1)
+    data = toy_faces(n_ids=4, per=4)
+    cfg = TrainConfig(head="cosface", scale=16.0, margin=0.1, epochs=2, batch_size=8, lr=0.05, augment_p=0.5)
+    torch.manual_seed(123)
+    torch.rand(1000)  # noise a notebook cell might have drawn
+    state = torch.get_rng_state()
+    first = train(data, TINY, cfg, progress_bar=False)
+    assert torch.equal(torch.get_rng_state(), state)  # a cold and a warm run leave the same global state
+    torch.manual_seed(7)
+    torch.rand(13)
+    second = train(data, TINY, cfg, progress_bar=False)
+    for (name, a), b in zip(first.backbone.state_dict().items(), second.backbone.state_dict().values()):
+        assert torch.equal(a, b), name
+    other = train(data, TINY, replace(cfg, seed=1), progress_bar=False)
+    assert not torch.equal(first.backbone.stem[0].weight, other.backbone.stem[0].weight)
+
+
 def test_real_stage_reads_record_and_image_folder_sets(tmp_path):
     torch.set_num_threads(1)
-    data = _toy_faces(n_ids=4, per=4)
-    faces = [(int(y), _png(x.permute(1, 2, 0).numpy())) for x, y in zip(data.images, data.labels)]
+    data = toy_faces(n_ids=4, per=4)
+    faces = [(int(y), png(x.permute(1, 2, 0).numpy())) for x, y in zip(data.images, data.labels)]
     write_record(tmp_path / "train.rec", faces)
     rec = load_identity_set(tmp_path, size=16)
     assert torch.equal(rec.images, data.images) and torch.equal(rec.labels, data.labels)
-    folder = tmp_path / "set"
-    rows = []
-    for i, (y, png) in enumerate(faces):
-        (folder / "images" / f"{y:05d}").mkdir(parents=True, exist_ok=True)
-        (folder / "images" / f"{y:05d}" / f"{i}.png").write_bytes(png)
-        rows.append({"path": f"images/{y:05d}/{i}.png", "identity": y})
-    pd.DataFrame(rows).to_csv(folder / "metadata.csv", index=False)
-    images = load_identity_set(folder, size=16)
+    write_identity_folder(tmp_path / "set", data)
+    images = load_identity_set(tmp_path / "set", size=16)
     assert torch.equal(images.images, data.images) and images.num_classes == 4
     cfg = TrainConfig(head="adaface", scale=16.0, epochs=1, batch_size=8, lr=0.01)
-    synthetic = train(_toy_faces(seed=1), TINY, cfg, progress_bar=False)
-    real = train(rec, TINY, cfg, init=synthetic.backbone.state_dict(), progress_bar=False)
+    synthetic = train(toy_faces(seed=1), TINY, cfg, progress_bar=False)
+    real_cfg = replace(cfg, seed=1)  # another seed than pretraining: ignoring init would start elsewhere
+    real = train(rec, TINY, real_cfg, init=synthetic.backbone.state_dict(), progress_bar=False)
+    scratch = train(rec, TINY, real_cfg, progress_bar=False)
     assert real.head.weight.shape == (4, 32) and len(real.history) == 1
+    start, w = synthetic.backbone.stem[0].weight, real.backbone.stem[0].weight
+    assert (w - start).norm() < 0.1 * (scratch.backbone.stem[0].weight - start).norm()  # it continued from init
     with pytest.raises(FileNotFoundError, match="train.rec"):
         load_identity_set(tmp_path / "nothing")
 
 
 # --- notebook --------------------------------------------------------------------------------
-
-def _write_image_folder(root, data: FaceSet) -> None:
-    rows = []
-    for i, (x, y) in enumerate(zip(data.images, data.labels)):
-        rel = f"images/{int(y):05d}/{i:03d}.png"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(x.permute(1, 2, 0).numpy()).save(root / rel)
-        rows.append({"path": rel, "identity": int(y)})
-    pd.DataFrame(rows).to_csv(root / "metadata.csv", index=False)
-
 
 @pytest.mark.slow
 def test_notebook_smoke_run(tmp_path, data_root):
@@ -273,12 +291,18 @@ def test_notebook_smoke_run(tmp_path, data_root):
     from qdgs.results import load
 
     for name, seed in (("qd", 0), ("rand", 1)):
-        _write_image_folder(tmp_path / name, _toy_faces(n_ids=8, per=8, size=64, seed=seed))
+        write_identity_folder(tmp_path / name, toy_faces(n_ids=8, per=8, size=64, seed=seed))
     run_notebook("03_face_recognition", "smoke", {"qd_dir": str(tmp_path / "qd"), "rand_dir": str(tmp_path / "rand")},
                  out_dir=tmp_path / "out")
     recorded = load("recognition")
     lfw = recorded.table.query("benchmark == 'lfw'").set_index("model")["mean"]
-    assert set(lfw.index) == {"pixels", "untrained", "QD", "Rand"} and lfw.between(0.45, 1.0).all()
+    assert set(lfw.index) == {"pixels", "untrained", "QD", "Rand"}
+    # Measured on the shared LFW at the smoke settings (64 px, crop 130, centred): pixels 0.654,
+    # untrained 0.665 (seeds 0-2: 0.665-0.696), QD 0.656, Rand 0.661; with shuffled pair labels 0.49.
+    # Random conv features already score ~0.67, so two steps on toy faces cannot be told from no
+    # training here (tests/test_recognition_learning.py checks learning); this pins the evaluation.
+    assert lfw["pixels"] == pytest.approx(0.654, abs=0.003)
+    assert lfw.drop("pixels").between(0.60, 0.75).all(), lfw
     assert {c["claim"] for c in recorded.meta["claims"]} and recorded.meta["profile"] == "smoke"
 
 

@@ -3,9 +3,10 @@
 Both live under the data root (:func:`qdgs.cache.data_root`, ``$QDGS_DATA``), which may be
 read-only: nothing is ever written there. Derived arrays (UTKFace resized into one uint8 array,
 which takes about half a minute to decode) go to the artifact cache, keyed by the dataset's
-manifest, so a changed dataset rebuilds them. Every file read for a cached array is checked
-against ``MANIFEST.sha256`` on the way, so a corrupt copy stops the build with the file's name
-instead of silently training on it.
+content (its manifest, see :func:`qdgs.cache.fingerprint`), so a changed dataset rebuilds them
+and a copy elsewhere reuses them. Every file read for a cached array is checked against
+``MANIFEST.sha256`` on the way, so a corrupt copy stops the build with the file's name instead
+of silently training on it.
 """
 
 from __future__ import annotations
@@ -19,14 +20,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from qdgs.cache import artifact, data_root
+from qdgs.cache import artifact, data_root, fingerprint
 
 UTKFACE_URL = "https://susanqq.github.io/UTKFace/"
 LFW_URL = "http://vis-www.cs.umass.edu/lfw/"
 #: UTKFace race codes (file-name field 3); categorical labels, not skin-tone measurements.
 RACES = ("White", "Black", "Asian", "Indian", "Others")
-#: UTKFace gender codes (file-name field 2).
-GENDERS = ("male", "female")
 
 
 def _dataset_dir(name: str, what: str, url: str, root: str | Path | None) -> Path:
@@ -105,6 +104,14 @@ def check_bytes(folder: Path, name: str, data: bytes | None, manifest: dict[str,
                            "replace it with the file from the official distribution")
 
 
+def read_checked(folder: Path, name: str, manifest: dict[str, str] | None) -> bytes:
+    """The bytes of ``folder / name``, checked against ``manifest`` (see :func:`check_bytes`) unless it is None."""
+    data = (folder / name).read_bytes()
+    if manifest is not None:
+        check_bytes(folder, name, data, manifest)
+    return data
+
+
 def parse_utkface_name(name: str) -> tuple[int, int, int] | None:
     """(age, gender, race) from ``<age>_<gender>_<race>_<date>.jpg.chip.jpg``; None if malformed."""
     if not name.endswith(".jpg.chip.jpg"):
@@ -177,19 +184,14 @@ def load_utkface(size: int = 64, root: str | Path | None = None, verify_files: b
     """
     folder = utkface_dir(root)
     table = utkface_table(folder)
-    manifest_path = folder / "MANIFEST.sha256"
-    manifest_hash = hashlib.sha256(manifest_path.read_bytes()).hexdigest() if manifest_path.is_file() else None
     key = {"size": size, "files": hashlib.sha256("\n".join(table.file).encode()).hexdigest(),
-           "manifest": manifest_hash, "decoder": "pil-draft-bilinear"}
+           "data": fingerprint(folder), "decoder": "pil-draft-bilinear"}
 
     def build(tmp: Path) -> None:
-        manifest = read_manifest(folder) if verify_files else {}
+        manifest = read_manifest(folder) if verify_files else None
         images = np.empty((len(table), size, size, 3), np.uint8)
         for i, name in enumerate(table.file):
-            data = (folder / name).read_bytes()
-            if verify_files:
-                check_bytes(folder, name, data, manifest)
-            images[i] = _decode(data, size)
+            images[i] = _decode(read_checked(folder, name, manifest), size)
         np.save(tmp / "images.npy", images)
         table.to_csv(tmp / "labels.csv", index=False)
 

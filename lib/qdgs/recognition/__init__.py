@@ -6,7 +6,8 @@ LFW, AgeDB-30, CFP-FP, CPLFW and CALFW, and on dark- and light-skinned pairs.
 """
 
 from qdgs.recognition.heads import HEADS, AdaFace, ArcFace, CosFace, MarginHead, make_head
-from qdgs.recognition.identities import FaceSet, load_identity_set, load_image_folder, load_record, write_record
+from qdgs.recognition.identities import (FaceSet, identity_set_fingerprint, load_identity_set, load_image_folder,
+                                         load_record, write_record)
 from qdgs.recognition.iresnet import DEPTHS, BackboneConfig, IResNet, iresnet
 from qdgs.recognition.train import TrainConfig, Trained, augment, load_backbone, save_backbone, train
 from qdgs.recognition.verification import (BIN_BENCHMARKS, PairSet, PixelEmbedder, Verification,
@@ -14,8 +15,8 @@ from qdgs.recognition.verification import (BIN_BENCHMARKS, PairSet, PixelEmbedde
                                            ita_skin_labels, load_bin, load_lfw, pair_scores, skin_split,
                                            ten_fold)
 
-__all__ = ["HEADS", "AdaFace", "ArcFace", "CosFace", "MarginHead", "make_head", "FaceSet", "load_identity_set",
-           "load_image_folder", "load_record", "write_record", "DEPTHS", "BackboneConfig", "IResNet", "iresnet",
-           "TrainConfig", "Trained", "augment", "load_backbone", "save_backbone", "train", "BIN_BENCHMARKS",
-           "PairSet", "PixelEmbedder", "Verification", "available_benchmarks", "best_threshold", "embed",
-           "evaluate", "ita_skin_labels", "load_bin", "load_lfw", "pair_scores", "skin_split", "ten_fold"]
+__all__ = ["HEADS", "AdaFace", "ArcFace", "CosFace", "MarginHead", "make_head", "FaceSet", "identity_set_fingerprint",
+           "load_identity_set", "load_image_folder", "load_record", "write_record", "DEPTHS", "BackboneConfig",
+           "IResNet", "iresnet", "TrainConfig", "Trained", "augment", "load_backbone", "save_backbone", "train",
+           "BIN_BENCHMARKS", "PairSet", "PixelEmbedder", "Verification", "available_benchmarks", "best_threshold",
+           "embed", "evaluate", "ita_skin_labels", "load_bin", "load_lfw", "pair_scores", "skin_split", "ten_fold"]

@@ -2,6 +2,8 @@
 
 One trained backbone per (set, seed) goes through :func:`qdgs.cache.artifact`, with its per-epoch
 checkpoints in a persistent directory, so a rerun reuses finished models and a killed run resumes.
+A model is keyed by the content of what it is trained on (the identity set's files, the starting
+weights), never by their paths: the same set elsewhere reuses it, a changed set retrains.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from qdgs.cache import artifact, cache_root, params_key
-from qdgs.recognition.identities import FaceSet, load_identity_set
+from qdgs import results
+from qdgs.cache import artifact, cache_root, params_key, weights_hash
+from qdgs.recognition.identities import FaceSet, identity_set_fingerprint, load_identity_set
 from qdgs.recognition.iresnet import BackboneConfig, IResNet
 from qdgs.recognition.train import TrainConfig, load_backbone, save_backbone, train
 from qdgs.recognition.verification import PairSet, evaluate, skin_split
@@ -48,14 +51,15 @@ def trained_backbone(data_dir: str | Path, backbone_config: BackboneConfig, conf
         The backbone (eval mode), its per-epoch history and the artifact directory
         (``backbone.pt``, ``history.csv``).
     """
-    key = {"data": str(Path(data_dir).resolve()), "backbone": backbone_config.as_dict(), "train": asdict(config),
-           "init": str(init) if init else None}
+    start = load_backbone(init) if init else None
+    key = {"data": identity_set_fingerprint(data_dir), "backbone": backbone_config.as_dict(),
+           "train": asdict(config), "init": weights_hash(start) if start else None}
     checkpoints = cache_root() / "recognition-checkpoints" / params_key("recognition-model", key)
 
     def build(tmp: Path) -> None:
         data = resized(load_identity_set(data_dir, backbone_config.input_size), backbone_config.input_size)
-        start = load_backbone(init).state_dict() if init else None
-        result = train(data, backbone_config, config, checkpoint_dir=checkpoints, init=start,
+        result = train(data, backbone_config, config, checkpoint_dir=checkpoints,
+                       init=start.state_dict() if start else None,
                        on_epoch=on_epoch, progress_bar=progress_bar)
         save_backbone(result.backbone, tmp / "backbone.pt")
         result.history.assign(identities=data.num_classes, images=len(data.labels)).to_csv(
@@ -109,9 +113,7 @@ def synthetic_sets(qd_dir: str = "", rand_dir: str = "") -> dict[str, Path]:
     """The QD and Rand dataset directories: as given, else from ``qdgs.results.load("faces").meta["datasets"]``."""
     given = {"QD": qd_dir, "Rand": rand_dir}
     if not all(given.values()):
-        from qdgs.results import load
-
-        recorded = load("faces").meta.get("datasets", {})
+        recorded = results.load("faces").meta.get("datasets", {})
         given = {k: v or recorded.get(k, "") for k, v in given.items()}
     missing = [k for k, v in given.items() if not v or not Path(v).is_dir()]
     if missing:

@@ -8,7 +8,9 @@ than trying.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+
+from qdgs.cache import fingerprint
 
 #: MXNet RecordIO magic number that starts every record of a ``.rec`` file.
 RECORD_MAGIC = 0xCED7230A
@@ -55,9 +59,8 @@ def _faceset(images: list[np.ndarray], identities: list) -> FaceSet:
     return FaceSet(torch.from_numpy(np.stack(images)), torch.from_numpy(labels.astype(np.int64)))
 
 
-def load_image_folder(root: str | Path, size: int = 112) -> FaceSet:
-    """An image-folder set: ``metadata.csv`` (``path``, ``identity``) if present, else ``[images/]<identity>/*``."""
-    root = Path(root)
+def _image_folder_listing(root: Path) -> tuple[list[Path], list]:
+    """The image files of an image-folder set and each one's identity (see :func:`load_image_folder`)."""
     if (root / "metadata.csv").is_file():
         meta = pd.read_csv(root / "metadata.csv")
         if not {"path", "identity"} <= set(meta.columns):
@@ -72,6 +75,12 @@ def load_image_folder(root: str | Path, size: int = 112) -> FaceSet:
         raise FileNotFoundError(f"identity set {root}: {len(missing)} listed images missing "
                                 f"(e.g. {missing[0] if missing else 'no images found'}); expected "
                                 f"images/<identity>/<k>.png and metadata.csv (see qdgs.faces.write_face_dataset)")
+    return files, ids
+
+
+def load_image_folder(root: str | Path, size: int = 112) -> FaceSet:
+    """An image-folder set: ``metadata.csv`` (``path``, ``identity``) if present, else ``[images/]<identity>/*``."""
+    files, ids = _image_folder_listing(Path(root))
     return _faceset([decode(f.read_bytes(), size) for f in files], ids)
 
 
@@ -141,14 +150,42 @@ def load_record(rec: str | Path, size: int = 112) -> FaceSet:
     return _faceset([decode(b, size) for _, b in faces], [int(lab) for lab, _ in faces])
 
 
+def _record_file(path: Path) -> Path | None:
+    """The ``train.rec`` that ``path`` names (the file, or a folder holding one); None for an image folder."""
+    if path.suffix == ".rec":
+        return path
+    if (path / "train.rec").is_file():
+        return path / "train.rec"
+    if path.is_dir():
+        return None
+    raise FileNotFoundError(f"no identity set at {path}: pass an image-folder dataset directory "
+                            f"(images/<identity>/*.png) or an InsightFace train.rec with its train.idx")
+
+
 def load_identity_set(path: str | Path, size: int = 112) -> FaceSet:
     """Read a labelled identity set in either layout (a ``.rec`` file, a folder with ``train.rec``, or an image folder)."""
     path = Path(path)
-    if path.suffix == ".rec":
-        return load_record(path, size)
-    if (path / "train.rec").is_file():
-        return load_record(path / "train.rec", size)
-    if path.is_dir():
-        return load_image_folder(path, size)
-    raise FileNotFoundError(f"no identity set at {path}: pass an image-folder dataset directory "
-                            f"(images/<identity>/*.png) or an InsightFace train.rec with its train.idx")
+    rec = _record_file(path)
+    return load_record(rec, size) if rec else load_image_folder(path, size)
+
+
+def identity_set_fingerprint(path: str | Path) -> str:
+    """A short hash of exactly the files :func:`load_identity_set` reads, never of where they are.
+
+    Keys what is trained on a set: a copy of the set elsewhere shares the hash, a changed face or
+    label changes it, and files beside the faces that are not read (a datasheet, an artifact's
+    ``params.json``) do not.
+    """
+    path = Path(path)
+    rec = _record_file(path)
+    if rec:
+        root, files = rec.parent, [rec, rec.with_suffix(".idx")]
+    else:
+        root, (files, _) = path, _image_folder_listing(path)
+        if (path / "metadata.csv").is_file():
+            files = [path / "metadata.csv", *files]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(Path(os.path.relpath(f, root)).as_posix().encode())
+        h.update(fingerprint(f).encode())
+    return h.hexdigest()[:16]

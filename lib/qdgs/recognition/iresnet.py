@@ -105,7 +105,7 @@ class IResNet(nn.Module):
         size = self.config.input_size
         if images.shape[-2:] != (size, size):
             raise ValueError(f"expected {size}×{size} faces, got {tuple(images.shape[-2:])}: "
-                             f"resize them (qdgs.recognition.verification.preprocess) first")
+                             f"resize them first (qdgs.recognition.embed(model, images, size={size}))")
         return self.output(self.blocks(self.stem(images * 2 - 1)))
 
 

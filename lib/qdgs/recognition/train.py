@@ -8,7 +8,9 @@ the margin makes short CPU runs converge (see :mod:`qdgs.recognition.heads`).
 
 Training is resumable: after every epoch the backbone, head, optimizer and history are written
 atomically; a rerun with the same checkpoint directory continues from the last finished epoch and
-ends exactly where an uninterrupted run would (every random draw is seeded by (seed, epoch)).
+ends exactly where an uninterrupted run would: every random draw comes from a named
+:mod:`qdgs.seeds` stream of (seed, epoch), never from the global RNG, so neither what ran before
+nor where a run was split changes the result.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from qdgs.progress import progress
 from qdgs.recognition.heads import MarginHead, make_head
 from qdgs.recognition.identities import FaceSet
 from qdgs.recognition.iresnet import BackboneConfig, IResNet
+from qdgs.seeds import seeded_init, torch_generator
 
 #: The paper's learning-rate milestones, as fractions of its 26 epochs.
 PAPER_MILESTONES = (12 / 26, 20 / 26, 24 / 26)
 SCHEDULES = ("paper", "cosine")
+#: The :mod:`qdgs.seeds` stream name of a training run's initialisation, batch order and augmentation.
+_STREAM = "recognition-train"
 
 
 @dataclass(frozen=True)
@@ -167,10 +172,10 @@ def train(data: FaceSet, backbone_config: BackboneConfig, config: TrainConfig,
     size = backbone_config.input_size
     if tuple(data.images.shape[-2:]) != (size, size):
         raise ValueError(f"identity set holds {tuple(data.images.shape[-2:])} faces; the backbone takes {size} px")
-    torch.manual_seed(config.seed)
-    backbone = IResNet(backbone_config)
-    head = make_head(config.head, data.num_classes, backbone_config.embedding_dim, config.scale,
-                     config.margin, config.h)
+    with seeded_init(config.seed, _STREAM, "init"):
+        backbone = IResNet(backbone_config)
+        head = make_head(config.head, data.num_classes, backbone_config.embedding_dim, config.scale,
+                         config.margin, config.h)
     if init is not None:
         backbone.load_state_dict(init)
     # as in AdaFace/InsightFace: no weight decay on BN and PReLU parameters
@@ -196,8 +201,8 @@ def train(data: FaceSet, backbone_config: BackboneConfig, config: TrainConfig,
         raise ValueError(f"{n} faces are fewer than one batch of {config.batch_size}")
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)
     for epoch in range(start, last):
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=torch_generator(config.seed, _STREAM, "batches", epoch))
+        augment_gen = torch_generator(config.seed, _STREAM, "augment", epoch)
         backbone.train()
         head.train()
         loss_sum = correct = seen = 0
@@ -208,7 +213,7 @@ def train(data: FaceSet, backbone_config: BackboneConfig, config: TrainConfig,
                 group["lr"] = config.lr_at(step, steps)
             head.margin_scale = config.margin_scale_at(step, steps)
             idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-            x = augment(data.images[idx].float() / 255, config.augment_p, gen)
+            x = augment(data.images[idx].float() / 255, config.augment_p, augment_gen)
             y = data.labels[idx]
             emb = backbone(x)
             logits = head(emb, y)

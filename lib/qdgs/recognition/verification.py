@@ -13,8 +13,8 @@ consecutive folds) when present under ``<data root>/verification/<name>.bin``.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +24,18 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from qdgs.cache import artifact, data_root
+from qdgs.audit import ita
+from qdgs.cache import artifact, data_root, fingerprint
+from qdgs.data import lfw_dir, read_checked, read_lfw_pairs, read_manifest
 from qdgs.recognition.identities import decode
 
 #: The InsightFace-packaged benchmarks read when present, beside LFW.
 BIN_BENCHMARKS = ("agedb_30", "cfp_fp", "cplfw", "calfw")
+#: The only globals an InsightFace ``.bin`` needs: bytes (protocol 2 writes them through
+#: ``_codecs.encode``) and NumPy arrays and scalars (NumPy 1 and 2 module names).
+_BIN_GLOBALS = frozenset({("_codecs", "encode"), ("builtins", "bytes"), ("numpy", "ndarray"), ("numpy", "dtype"),
+                          *((m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+                            for n in ("_reconstruct", "scalar"))})
 
 #: Side of the central crop of a 250 px deep-funneled LFW image that frames the face like a
 #: 112 × 112 ArcFace-template aligned training face (eyebrows to chin, some margin). Unaligned
@@ -77,23 +84,35 @@ def load_lfw(size: int = 112, crop: int = LFW_CROP, root: str | Path | None = No
         crop: side of the central square cut from each 250 px deep-funneled image.
         root: the LFW folder (default ``<data root>/lfw``).
 
-    The decoded images are cached (keyed by size and crop), so evaluations after the first are fast.
+    The decoded images are cached, keyed by size, crop and the content of the LFW folder (its
+    ``MANIFEST.sha256`` when it has one, see :func:`qdgs.cache.fingerprint`) and of ``pairs.txt``:
+    a copy elsewhere reuses the cache, a changed file rebuilds it. With a manifest, every image is
+    checked against it while the cache is built, so the manifest speaks for what was decoded.
     """
-    from qdgs.data import read_lfw_pairs
-
-    pairs = read_lfw_pairs(root)
+    folder = lfw_dir(root)
+    pairs = read_lfw_pairs(folder)
     paths = sorted(set(pairs.path1) | set(pairs.path2))
 
     def build(tmp: Path) -> None:
-        arr = np.stack([decode(Path(p).read_bytes(), size, crop) for p in paths])
-        np.save(tmp / "images.npy", arr)
+        manifest = read_manifest(folder) if (folder / "MANIFEST.sha256").is_file() else None
+        faces = [decode(read_checked(folder, Path(p).relative_to(folder).as_posix(), manifest), size, crop)
+                 for p in paths]
+        np.save(tmp / "images.npy", np.stack(faces))
 
-    listing = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]  # which LFW copy
-    folder = artifact("lfw-pairs", {"size": size, "crop": crop, "images": listing}, build)
+    key = {"size": size, "crop": crop, "lfw": fingerprint(folder), "pairs": fingerprint(folder / "pairs.txt")}
+    images = np.load(artifact("lfw-pairs", key, build) / "images.npy")
     index = {p: i for i, p in enumerate(paths)}
-    return PairSet("lfw", torch.from_numpy(np.load(folder / "images.npy")),
-                   pairs.path1.map(index).to_numpy(), pairs.path2.map(index).to_numpy(),
-                   pairs.same.to_numpy(bool), pairs.fold.to_numpy())
+    return PairSet("lfw", torch.from_numpy(images), pairs.path1.map(index).to_numpy(),
+                   pairs.path2.map(index).to_numpy(), pairs.same.to_numpy(bool), pairs.fold.to_numpy())
+
+
+class _BinUnpickler(pickle.Unpickler):
+    """Unpickles a downloaded ``.bin`` without running code from it: only :data:`_BIN_GLOBALS` resolve."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in _BIN_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a face-pairs file never needs")
 
 
 def load_bin(path: str | Path, size: int = 112, folds: int = 10) -> PairSet:
@@ -101,10 +120,10 @@ def load_bin(path: str | Path, size: int = 112, folds: int = 10) -> PairSet:
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            bins, issame = pickle.load(f, encoding="bytes")
+            bins, issame = _BinUnpickler(f, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
         raise RuntimeError(f"{path} is not an InsightFace verification .bin (pickle of (bins, issame_list)): "
-                           f"download it again from the InsightFace dataset zoo") from err
+                           f"{err}; download it again from the InsightFace dataset zoo") from err
     same = np.asarray(issame, bool)
     if len(bins) != 2 * len(same) or len(same) % folds:
         raise RuntimeError(f"{path}: {len(bins)} images for {len(same)} pairs; expected two images per pair "
@@ -116,12 +135,18 @@ def load_bin(path: str | Path, size: int = 112, folds: int = 10) -> PairSet:
 
 
 def available_benchmarks(size: int = 112, root: str | Path | None = None, lfw_crop: int = LFW_CROP) -> list[PairSet]:
-    """LFW (required) plus each of :data:`BIN_BENCHMARKS` found under ``<data root>/verification``."""
+    """LFW (required) plus each of :data:`BIN_BENCHMARKS` found under ``<data root>/verification``.
+
+    Warns, naming the expected files, when some are absent: an average over fewer benchmarks than
+    the paper's five must not pass for the paper's.
+    """
     root = Path(root) if root else data_root()
     sets = [load_lfw(size, lfw_crop, root / "lfw")]
-    for name in BIN_BENCHMARKS:
-        if (root / "verification" / f"{name}.bin").is_file():
-            sets.append(load_bin(root / "verification" / f"{name}.bin", size))
+    missing = [name for name in BIN_BENCHMARKS if not (root / "verification" / f"{name}.bin").is_file()]
+    if missing:
+        warnings.warn(f"verification benchmarks {', '.join(missing)} not found: evaluating without them; place "
+                      f"the InsightFace packs as {root / 'verification'}/<name>.bin to include them", stacklevel=2)
+    sets += [load_bin(root / "verification" / f"{name}.bin", size) for name in BIN_BENCHMARKS if name not in missing]
     return sets
 
 
@@ -246,8 +271,6 @@ def ita_skin_labels(images: torch.Tensor, dark_below: float = 25.0, light_above:
         light_above: ITA over which it counts as light (1); in between is unknown (−1), so that
             lighting noise near the boundary does not decide a label.
     """
-    from qdgs.audit import ita
-
     values = np.concatenate([ita(images[i:i + 512].float() / 255) for i in range(0, len(images), 512)])
     return np.where(values < dark_below, 0, np.where(values > light_above, 1, -1))
 
