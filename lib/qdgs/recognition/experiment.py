@@ -54,7 +54,7 @@ def trained_backbone(data_dir: str | Path, backbone_config: BackboneConfig, conf
     start = load_backbone(init) if init else None
     key = {"data": identity_set_fingerprint(data_dir), "backbone": backbone_config.as_dict(),
            "train": asdict(config), "init": weights_hash(start) if start else None}
-    checkpoints = cache_root() / "recognition-checkpoints" / params_key("recognition-model", key)
+    checkpoints = cache_root() / "recognition-checkpoints" / params_key("recognition-model", key, code=(__name__,))
 
     def build(tmp: Path) -> None:
         data = resized(load_identity_set(data_dir, backbone_config.input_size), backbone_config.input_size)
