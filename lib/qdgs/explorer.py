@@ -410,14 +410,16 @@ D.archives.forEach(A=>{const fig=el("figure",{},root.querySelector(".qx-maps")),
 const lg=root.querySelector(".qx-legend");el("span",{textContent:"objective "+f(D.vmin)},lg);
 el("div",{className:"qx-bar",style:"background:linear-gradient(to right,"+V.join(",")+")"},lg);el("span",{textContent:f(D.vmax)},lg);
 redraw();
-if(location.hash==="#qdgs-selftest"){const m=maps.find(m=>m.grid.some(e=>e>=0)),res={shown:Array.from(maps[0].grid)};
+if(location.hash==="#qdgs-selftest"){const m=maps.find(m=>m.grid.some(e=>e>=0)),res={shown:maps.map(q=>Array.from(q.grid))};
  if(m){const k=m.grid.findIndex(e=>e>=0),db=D.dims[pair[1]],i=Math.floor(k/db),j=k%db,r=m.cv.getBoundingClientRect();
   m.cv.dispatchEvent(new MouseEvent("mousemove",{bubbles:true,clientX:r.left+(i+.5)*r.width/D.dims[pair[0]],
    clientY:r.top+(db-1-j+.5)*r.height/db}));res.cell=[i,j];res.visible=tip.offsetWidth>0&&getComputedStyle(tip).display!=="none";
   res.rows=tab.rows.length;const bg=getComputedStyle(th).backgroundImage,src=bg.slice(5,-2),img=new Image();
   res.image=bg.slice(0,20);img.onload=()=>{const c=el("canvas",{width:D.thumb,height:D.thumb}),x=c.getContext("2d"),
    e=m.A.offset+m.grid[k],t=D.thumb;x.drawImage(img,-(e%D.cols)*t,-Math.floor(e/D.cols)*t);const p=x.getImageData(0,0,t,t).data;
-   let lo=255,hi=0;for(let q=0;q<p.length;q+=4){const v=p[q]+p[q+1]+p[q+2];lo=Math.min(lo,v);hi=Math.max(hi,v);}
-   res.sprite=[img.naturalWidth,img.naturalHeight];res.contrast=hi-lo;root.dataset.qdgsSelftest=JSON.stringify(res);};
+   let lo=765,hi=0;const mean=[0,0,0];for(let q=0;q<p.length;q+=4){const v=p[q]+p[q+1]+p[q+2];lo=Math.min(lo,v);
+    hi=Math.max(hi,v);for(let c=0;c<3;c++)mean[c]+=p[q+c]*4/p.length;}
+   Object.assign(res,{sprite:[img.naturalWidth,img.naturalHeight],contrast:hi-lo,mean,archive:m.A.name,elite:m.grid[k]});
+   root.dataset.qdgsSelftest=JSON.stringify(res);};
   img.src=src;}else root.dataset.qdgsSelftest=JSON.stringify(res);}
 })();</script></div>"""
