@@ -95,6 +95,12 @@ def test_the_page_embeds_values_one_sprite_and_its_weight(tiny):
     assert ex._repr_html_() == ex.html and "QDGS 5 cells" in repr(ex)
 
 
+def test_a_heavy_explorer_says_so(tiny, monkeypatch):
+    monkeypatch.setattr(explorer, "WARN_BYTES", 1000)
+    with pytest.warns(UserWarning, match="coarser dims="):
+        archive_explorer({"x": tiny})
+
+
 def test_explorers_do_not_clash_and_escape_their_text(tiny):
     a, b = archive_explorer({"x": tiny}), archive_explorer({"x": tiny}, title="<b>&")
     assert a.element_id != b.element_id
@@ -127,14 +133,19 @@ def test_from_a_grid_archive_with_a_generator_and_an_audit():
     solutions = np.eye(6)
     archive.add(solutions, OBJECTIVE, MEASURES)
 
-    def generator(z):  # solution k -> elite k's colour
-        assert not torch.is_grad_enabled()
-        return torch.as_tensor(_images())[torch.as_tensor(z).argmax(1)]
+    class Generator(torch.nn.Module):  # solution k -> elite k's colour
+        def forward(self, z):
+            assert not torch.is_grad_enabled() and z.dtype == torch.float32
+            return torch.as_tensor(_images(), dtype=torch.float32)[z.argmax(1)]
+
+    generator = Generator()
 
     def audit(images):
         return {"p_red": images[:, 0].mean((1, 2)).numpy()}
 
     d = from_archive(archive, generator, NAMES, attributes=audit, thumb=8)
+    as_arrays = from_archive(archive, lambda z: _images()[z.argmax(1)], NAMES, thumb=8)  # a plain callable
+    np.testing.assert_array_equal(as_arrays.thumbs, d.thumbs)
     order = np.argsort(d.objective)
     np.testing.assert_array_equal(d.objective[order], [2, 3, 4, 5, 6])
     np.testing.assert_array_equal(d.attributes["p_red"][order], [0, 0, 1, 1, 0])  # elites 1..5: g, b, y, m, c
@@ -155,26 +166,39 @@ def _chromium(url: str, *args: str) -> subprocess.CompletedProcess:
                               capture_output=True, text=True, timeout=90, check=True)
 
 
-@pytest.mark.slow
-def test_in_chromium_a_hover_shows_the_elite(tmp_path):
+def _views() -> dict[str, tuple[explorer.Explorer, ExplorerData]]:
+    """A faces-like explorer (3 measures, two archives, an attribute) and a shapes-like one (2)."""
     from qdgs import shapes
 
     renders = shapes.balanced_set(6, 0, 64).floats()
-    faces = explorer_data(MEASURES, OBJECTIVE, renders, DIMS, RANGES, NAMES, attributes=ATTRS, thumb=32)
+    sliced = explorer_data(MEASURES, OBJECTIVE, renders, DIMS, RANGES, NAMES, attributes=ATTRS, thumb=32)
     flat = explorer_data(MEASURES[:, :2], OBJECTIVE, renders, (5, 5), RANGES[:2], NAMES[:2], thumb=32)
-    views = {"3 measures": archive_explorer({"QDGS": faces, "random": faces}), "2 measures": archive_explorer({"QDGS": flat})}
-    page = tmp_path / "explorer.html"
-    page.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
-                    + "".join(f"<h2>{k}</h2>{v.html}" for k, v in views.items()) + "</body></html>")
-    shots = Path(os.environ.get("QDGS_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    shot = shots / "explorer.png"
-    done = _chromium(page.as_uri() + "#qdgs-selftest", "--dump-dom", "--virtual-time-budget=3000",
-                     f"--screenshot={shot}", "--window-size=1000,900")  # file://: no server at all
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    return {"3 measures": (archive_explorer({"QDGS": sliced, "random": sliced}), sliced),
+            "2 measures": (archive_explorer({"QDGS": flat}), flat)}
+
+
+def _console(stderr: str, page: str) -> list[str]:
+    """The page's console messages, without chromium's pid and time stamp or the page's name."""
+    return [re.sub(r"^.*?:CONSOLE:\d+\] ", "", line).replace(page, "PAGE")
+            for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def _check_in_chromium(url: str, views: dict, shot: Path, baseline: str | None = None) -> None:
+    """Open ``url`` with the self-test fragment; fail on console output or a tooltip not shown.
+
+    ``baseline``: a page of the same site without explorers; its console messages (the book
+    theme's own) are allowed, any other fails.
+    """
+    done = _chromium(url + "#qdgs-selftest", "--dump-dom", "--virtual-time-budget=3000",
+                     f"--screenshot={shot}", "--window-size=1000,900")
+    console = _console(done.stderr, url.rsplit("/", 1)[1])
+    if baseline:
+        allowed = _console(_chromium(baseline, "--dump-dom", "--virtual-time-budget=3000").stderr,
+                           baseline.rsplit("/", 1)[1])
+        console = [line for line in console if line not in allowed]
     assert not console, "the page wrote to the console:\n" + "\n".join(console)
     soup = BeautifulSoup(done.stdout, "html.parser")
-    for (name, ex), data in zip(views.items(), (faces, flat)):
+    for name, (ex, data) in views.items():
         root = soup.find(id=ex.element_id)
         assert root is not None and root.get("data-qdgs-selftest"), f"{name}: the self-test did not finish"
         seen = json.loads(root["data-qdgs-selftest"])
@@ -188,4 +212,46 @@ def test_in_chromium_a_hover_shows_the_elite(tmp_path):
         assert "needs JavaScript" not in root.get_text()
     with Image.open(shot) as image:
         assert image.size == (1000, 900)
-    assert explorer.TIP_SCALE >= 2
+
+
+def _shots() -> Path:
+    shots = Path(os.environ.get("QDGS_SCREENSHOTS") or tempfile.mkdtemp(prefix="qdgs-shots-"))
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+@pytest.mark.slow
+def test_in_chromium_a_hover_shows_the_elite(tmp_path):
+    views = _views()
+    page = tmp_path / "explorer.html"
+    page.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+                    + "".join(f"<h2>{k}</h2>{ex.html}" for k, (ex, _) in views.items()) + "</body></html>")
+    _check_in_chromium(page.as_uri(), views, _shots() / "explorer.png")  # file://: no server at all
+
+
+@pytest.mark.slow
+def test_in_a_built_jupyter_book_too(tmp_path):
+    """The notebook output as myst-nb renders it, under the book theme's CSS and scripts."""
+    import sys
+
+    import nbformat
+
+    views = _views()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Explorer")]
+    for k, (ex, _) in views.items():
+        cell = nbformat.v4.new_code_cell(f"archive_explorer(...)  # {k}", execution_count=1)
+        cell.outputs = [nbformat.v4.new_output("execute_result", {"text/html": ex._repr_html_(), "text/plain": repr(ex)},
+                                               execution_count=1)]
+        nb.cells.append(cell)
+    nbformat.write(nb, tmp_path / "explorer.ipynb")
+    plain = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[nbformat.v4.new_markdown_cell("# Plain")])
+    nbformat.write(plain, tmp_path / "plain.ipynb")
+    (tmp_path / "_config.yml").write_text('title: t\nexecute:\n  execute_notebooks: "off"\n')
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: explorer\nchapters:\n  - file: plain\n")
+    subprocess.run([str(Path(sys.executable).with_name("jupyter-book")), "build", str(tmp_path)],
+                   check=True, capture_output=True)
+    html = tmp_path / "_build" / "html"
+    _check_in_chromium((html / "explorer.html").as_uri(), views, _shots() / "explorer-in-book.png",
+                       baseline=(html / "plain.html").as_uri())
