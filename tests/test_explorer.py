@@ -209,6 +209,14 @@ def _check_in_chromium(url: str, views: dict, shot: Path, baseline: str | None =
         np.testing.assert_allclose(seen["mean"], thumb, atol=12)  # the hovered elite's own thumbnail
         for grid in seen["shown"]:  # the script picks the same elite per cell as ExplorerData.shown
             assert grid == data.shown((0, 1)).ravel().tolist()
+        # pair (0, 1) alone, then sliced at each cell of the others; with 3 measures (2, 0) too
+        assert len(seen["views"]) == (1 if len(data.names) == 2 else (1 + 2) + (1 + 4))
+        for view in seen["views"]:  # every pair and slice the self-test tried
+            slices = {k: c for k, c in enumerate(view["slices"]) if c >= 0}
+            expected = data.shown(tuple(view["pair"]), slices).ravel().tolist()
+            assert all(grid == expected for grid in view["grids"]), view
+        if len(data.names) > 2:  # the first slider, moved to cell 0, redrew the maps
+            assert seen["slider"] == data.shown((0, 1), {2: 0}).ravel().tolist() != seen["shown"][0]
         assert "needs JavaScript" not in root.get_text()
     with Image.open(shot) as image:
         assert image.size == (1000, 900)

@@ -427,7 +427,13 @@ D.archives.forEach(A=>{const fig=el("figure",{},root.querySelector(".qx-maps")),
 const lg=root.querySelector(".qx-legend");el("span",{textContent:"objective "+f(D.vmin)},lg);
 el("div",{className:"qx-bar",style:"background:linear-gradient(to right,"+V.join(",")+")"},lg);el("span",{textContent:f(D.vmax)},lg);
 redraw();
-if(location.hash==="#qdgs-selftest"){const m=maps.find(m=>m.grid.some(e=>e>=0)),res={shown:maps.map(q=>Array.from(q.grid))};
+if(location.hash==="#qdgs-selftest"){const res={shown:maps.map(q=>Array.from(q.grid)),views:[]},P=pair.slice();
+ for(const p of M>2?[[0,1],[M-1,0]]:[[0,1]]){const o=[...Array(M).keys()].filter(k=>!p.includes(k));
+  for(const[k,c]of[[-1,-1]].concat(o.flatMap(k=>[...Array(D.dims[k]).keys()].map(c=>[k,c])))){pair=p;slice.fill(-1);
+   if(k>=0)slice[k]=c;res.views.push({pair:p,slices:slice.slice(),grids:maps.map(q=>Array.from(shown(q.A)))});}}
+ pair=P;slice.fill(-1);const sl=root.querySelector(".qx-sl input");if(sl){sl.value=0;sl.dispatchEvent(new Event("input"));
+  res.slider=Array.from(maps[0].grid);sl.value=-1;sl.dispatchEvent(new Event("input"));}
+ const m=maps.find(m=>m.grid.some(e=>e>=0));
  if(m){const k=m.grid.findIndex(e=>e>=0),db=D.dims[pair[1]],i=Math.floor(k/db),j=k%db,r=m.cv.getBoundingClientRect();
   m.cv.dispatchEvent(new MouseEvent("mousemove",{bubbles:true,clientX:r.left+(i+.5)*r.width/D.dims[pair[0]],
    clientY:r.top+(db-1-j+.5)*r.height/db}));res.cell=[i,j];res.visible=tip.offsetWidth>0&&getComputedStyle(tip).display!=="none";
