@@ -101,6 +101,13 @@ def test_a_heavy_explorer_says_so(tiny, monkeypatch):
         archive_explorer({"x": tiny})
 
 
+def test_an_empty_archive_still_draws():
+    empty = explorer_data(np.zeros((0, 2)), np.zeros(0), np.zeros((0, 3, 8, 8)), (3, 3), RANGES[:2], NAMES[:2])
+    data, sheet = _embedded(archive_explorer({"none yet": empty}).html)
+    assert data["archives"][0]["objective"] == [] and (data["vmin"], data["vmax"]) == (0, 1)
+    assert empty.shown().tolist() == [[-1] * 3] * 3
+
+
 def test_explorers_do_not_clash_and_escape_their_text(tiny):
     a, b = archive_explorer({"x": tiny}), archive_explorer({"x": tiny}, title="<b>&")
     assert a.element_id != b.element_id
@@ -217,6 +224,8 @@ def _check_in_chromium(url: str, views: dict, shot: Path, baseline: str | None =
             assert all(grid == expected for grid in view["grids"]), view
         if len(data.names) > 2:  # the first slider, moved to cell 0, redrew the maps
             assert seen["slider"] == data.shown((0, 1), {2: 0}).ravel().tolist() != seen["shown"][0]
+            # x set to the third measure: the pair is (2, 1), and the slider is now colour's
+            assert seen["select"] == {"pair": [2, 1], "grid": data.shown((2, 1)).ravel().tolist(), "sliders": 1}
         assert "needs JavaScript" not in root.get_text()
     with Image.open(shot) as image:
         assert image.size == (1000, 900)

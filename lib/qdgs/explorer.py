@@ -432,7 +432,9 @@ if(location.hash==="#qdgs-selftest"){const res={shown:maps.map(q=>Array.from(q.g
   for(const[k,c]of[[-1,-1]].concat(o.flatMap(k=>[...Array(D.dims[k]).keys()].map(c=>[k,c])))){pair=p;slice.fill(-1);
    if(k>=0)slice[k]=c;res.views.push({pair:p,slices:slice.slice(),grids:maps.map(q=>Array.from(shown(q.A)))});}}
  pair=P;slice.fill(-1);const sl=root.querySelector(".qx-sl input");if(sl){sl.value=0;sl.dispatchEvent(new Event("input"));
-  res.slider=Array.from(maps[0].grid);sl.value=-1;sl.dispatchEvent(new Event("input"));}
+  res.slider=Array.from(maps[0].grid);sl.value=-1;sl.dispatchEvent(new Event("input"));
+  const x=ctl.querySelector("select");x.value=2;x.dispatchEvent(new Event("change"));res.select={pair:pair.slice(),
+  grid:Array.from(maps[0].grid),sliders:root.querySelectorAll(".qx-sl").length};x.value=0;x.dispatchEvent(new Event("change"));}
  const m=maps.find(m=>m.grid.some(e=>e>=0));
  if(m){const k=m.grid.findIndex(e=>e>=0),db=D.dims[pair[1]],i=Math.floor(k/db),j=k%db,r=m.cv.getBoundingClientRect();
   m.cv.dispatchEvent(new MouseEvent("mousemove",{bubbles:true,clientX:r.left+(i+.5)*r.width/D.dims[pair[0]],
