@@ -360,10 +360,10 @@ def archive_explorer(archives: Mapping[str, ExplorerData | Any], images: Any = N
 
 _HTML = r"""<div id="@ID@" class="qdgs-explorer"><style>
 #@ID@{position:relative;font:13px/1.35 system-ui,sans-serif;margin:.5em 0}
-#@ID@ .qx-maps{display:flex;flex-wrap:wrap;gap:18px}#@ID@ figure{margin:0}#@ID@ figcaption{font-weight:600}
+#@ID@ .qx-maps{display:flex;flex-wrap:wrap;gap:18px}#@ID@ figure{margin:0;min-width:120px}#@ID@ figcaption{font-weight:600}
 #@ID@ canvas{display:block;image-rendering:pixelated;border:1px solid #888;cursor:crosshair;max-width:100%}
 #@ID@ .qx-ctl{margin:.3em 0;display:flex;flex-wrap:wrap;gap:.3em 1em;align-items:center}
-#@ID@ .qx-ax{display:flex;justify-content:space-between;font-size:11px;color:#666}
+#@ID@ .qx-ax{display:flex;justify-content:space-between;gap:4px;font-size:11px;color:#666;text-align:center}
 #@ID@ .qx-bar{height:10px;width:240px;border:1px solid #888}
 #@ID@ .qx-tip{position:fixed;z-index:2000;pointer-events:none;background:#fff;color:#111;border:1px solid #888;
  border-radius:4px;padding:6px;box-shadow:0 2px 8px #0004;display:none}
@@ -389,8 +389,8 @@ function shown(A){const[a,b]=pair,g=new Int32Array(D.dims[a]*D.dims[b]).fill(-1)
 function cellpx(){return Math.max(3,Math.min(32,Math.floor(320/Math.max(D.dims[pair[0]],D.dims[pair[1]]))));}
 function draw(m,hi){const[a,b]=pair,da=D.dims[a],db=D.dims[b],s=cellpx(),x=m.cv.getContext("2d");
  if(!hi){m.cv.width=da*s;m.cv.height=db*s;m.grid=shown(m.A);const[lo,hi]=D.ranges[a],[yl,yh]=D.ranges[b];
-  m.lab.children[0].textContent=f(lo);m.lab.children[1].textContent=D.names[a]+" →  (↑ "+D.names[b]+": "+f(yl)+" … "+f(yh)+")";
-  m.lab.children[2].textContent=f(hi);}
+  m.lab.children[0].textContent=f(lo);m.lab.children[1].textContent=D.names[a]+" →";m.lab.children[2].textContent=f(hi);
+  m.ylab.textContent="↑ "+D.names[b]+": "+f(yl)+" (bottom) … "+f(yh)+" (top)";m.fig.style.width=(da*s+2)+"px";}
  x.fillStyle="#eee";x.fillRect(0,0,da*s,db*s);for(let i=0;i<da;i++)for(let j=0;j<db;j++){const e=m.grid[i*db+j];
   if(e>=0){x.fillStyle=colour(m.A.objective[e]);x.fillRect(i*s,(db-1-j)*s,s,s);}}
  if(hi){x.strokeStyle="#f0f";x.lineWidth=2;x.strokeRect(hi[0]*s+1,(db-1-hi[1])*s+1,s-2,s-2);}}
@@ -424,7 +424,8 @@ function sliders(){ctl.querySelectorAll(".qx-sl").forEach(e=>e.remove());for(let
 if(M>2){select(0);select(1);sliders();}
 D.archives.forEach(A=>{const fig=el("figure",{},root.querySelector(".qx-maps")),n=A.objective.length;
  el("figcaption",{textContent:A.name+" · "+n+" occupied cells"},fig);const cv=el("canvas",{tabIndex:0},fig),
- lab=el("div",{className:"qx-ax"},fig);el("span",{},lab);el("span",{},lab);el("span",{},lab);const m={A,cv,lab};maps.push(m);
+ lab=el("div",{className:"qx-ax"},fig);el("span",{},lab);el("span",{},lab);el("span",{},lab);
+ const m={A,cv,lab,fig,ylab:el("div",{className:"qx-ax"},fig)};maps.push(m);
  ["mousemove","click"].forEach(t=>cv.addEventListener(t,ev=>{m.at=null;hover(m,ev);}));
  cv.addEventListener("keydown",ev=>{const d={ArrowLeft:[-1,0],ArrowRight:[1,0],ArrowUp:[0,1],ArrowDown:[0,-1]}[ev.key];
   if(!d)return;ev.preventDefault();const z=(v,q)=>Math.min(D.dims[pair[q]]-1,Math.max(0,v));
