@@ -57,25 +57,26 @@ def test_cells_follow_pyribs_grid_archive():
 
 
 def test_each_elite_lands_in_its_cell_and_the_best_keeps_it(tiny):
-    np.testing.assert_array_equal(tiny.source, [1, 2, 3, 4, 5])  # elite 0 loses its cell to 1
-    np.testing.assert_array_equal(tiny.cells, [[0, 0, 1], [3, 3, 0], [2, 2, 1], [0, 3, 1], [2, 2, 0]])
-    np.testing.assert_array_equal(tiny.objective, [2, 3, 4, 5, 6])
-    np.testing.assert_array_equal(tiny.attributes["p_dark"], [0.2, 0.3, 0.4, 0.5, 0.6])
+    np.testing.assert_array_equal(tiny.source, [5, 4, 3, 2, 1])  # best first; elite 0 lost its cell to 1
+    np.testing.assert_array_equal(tiny.cells, [[2, 2, 0], [0, 3, 1], [2, 2, 1], [3, 3, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(tiny.objective, [6, 5, 4, 3, 2])
+    np.testing.assert_array_equal(tiny.attributes["p_dark"], [0.6, 0.5, 0.4, 0.3, 0.2])
     assert tiny.thumbs.shape == (5, 8, 8, 3)
-    np.testing.assert_allclose(tiny.thumbs[0].reshape(-1, 3).mean(0), [0, 255, 0], atol=1)  # elite 1 is green
+    np.testing.assert_allclose(tiny.thumbs[4].reshape(-1, 3).mean(0), [0, 255, 0], atol=1)  # elite 1 is green
 
 
 def test_the_shown_elite_per_cell_over_a_pair_and_a_slice(tiny):
-    everything = tiny.shown((0, 1))  # "all" over size: (2, 2) holds elites 3 (size 1) and 5 (size 0); 5 is better
+    # kept elites 0..4 are inputs 5, 4, 3, 2, 1
+    everything = tiny.shown((0, 1))  # "all" over size: (2, 2) holds inputs 3 (size 1) and 5 (size 0); 5 is better
     expected = np.full((4, 4), -1)
-    expected[0, 0], expected[3, 3], expected[2, 2], expected[0, 3] = 0, 1, 4, 3
+    expected[0, 0], expected[3, 3], expected[2, 2], expected[0, 3] = 4, 3, 0, 1
     np.testing.assert_array_equal(everything, expected)
-    small = tiny.shown((0, 1), {2: 1})  # size sliced at cell 1: 5 and 2 drop out, 3 shows in (2, 2)
+    small = tiny.shown((0, 1), {2: 1})  # size sliced at cell 1: inputs 5 and 2 drop out, 3 shows in (2, 2)
     expected[2, 2], expected[3, 3] = 2, -1
     np.testing.assert_array_equal(small, expected)
     swapped = tiny.shown((2, 0), {1: 3})  # size on x, colour on y, shape sliced at its top cell
     assert swapped.shape == (2, 4)
-    assert {(x, y): swapped[x, y] for x, y in zip(*np.nonzero(swapped >= 0))} == {(0, 3): 1, (1, 0): 3}
+    assert {(x, y): swapped[x, y] for x, y in zip(*np.nonzero(swapped >= 0))} == {(0, 3): 3, (1, 0): 1}
 
 
 def test_the_page_embeds_values_one_sprite_and_its_weight(tiny):
@@ -85,8 +86,8 @@ def test_the_page_embeds_values_one_sprite_and_its_weight(tiny):
     first, second = data["archives"]
     assert (first["name"], first["offset"], second["offset"]) == ("QDGS", 0, 5)
     assert first["cells"] == tiny.cells.ravel().tolist()
-    assert first["objective"] == [2, 3, 4, 5, 6] and first["attributes"] == {"p_dark": [0.2, 0.3, 0.4, 0.5, 0.6]}
-    assert first["measures"][:3] == [0.05, 0.1, 0.9]
+    assert first["objective"] == [6, 5, 4, 3, 2] and first["attributes"] == {"p_dark": [0.6, 0.5, 0.4, 0.3, 0.2]}
+    assert first["measures"][:3] == [0.55, 0.6, 0.1]
     assert (data["vmin"], data["vmax"]) == (2, 6)
     # 10 thumbnails of 8 px, 4 to a row (ceil √10): a 32 × 24 sheet
     assert sheet.size == ex.sprite_size == (4 * 8, 3 * 8) and data["cols"] == 4 and sheet.format == "WEBP"
@@ -153,9 +154,8 @@ def test_from_a_grid_archive_with_a_generator_and_an_audit():
     d = from_archive(archive, generator, NAMES, attributes=audit, thumb=8)
     as_arrays = from_archive(archive, lambda z: _images()[z.argmax(1)], NAMES, thumb=8)  # a plain callable
     np.testing.assert_array_equal(as_arrays.thumbs, d.thumbs)
-    order = np.argsort(d.objective)
-    np.testing.assert_array_equal(d.objective[order], [2, 3, 4, 5, 6])
-    np.testing.assert_array_equal(d.attributes["p_red"][order], [0, 0, 1, 1, 0])  # elites 1..5: g, b, y, m, c
+    np.testing.assert_array_equal(d.objective, [6, 5, 4, 3, 2])
+    np.testing.assert_array_equal(d.attributes["p_red"], [0, 1, 1, 0, 0])  # elites 5..1: c, m, y, b, g
     assert len(from_archive(archive, generator, NAMES, dims=(1, 1, 1), thumb=8).objective) == 1  # coarser grid
     with pytest.raises(ValueError, match="another grid"):
         archive_explorer({"a": d, "b": from_archive(archive, generator, NAMES, dims=(2, 2, 2), thumb=8)})

@@ -67,7 +67,10 @@ _COUNTER = itertools.count()
 
 @dataclass
 class ExplorerData:
-    """One archive, ready to draw: one elite per grid cell, with its thumbnail.
+    """One archive, ready to draw: one elite per grid cell, with its thumbnail, best first.
+
+    Best first (objective descending, then input order) makes "the best in the slice" the first
+    elite that matches it, a rule the script applies without comparing rounded objectives.
 
     Attributes:
         names: (M,) measure names.
@@ -108,9 +111,7 @@ class ExplorerData:
             if at is not None and k not in pair:
                 keep &= self.cells[:, k] == at
         grid = np.full((self.dims[a], self.dims[b]), -1)
-        idx = np.flatnonzero(keep)
-        order = idx[np.lexsort((idx, -self.objective[idx]))]  # best first, then by index
-        for i in order[::-1]:  # the last write wins: the best, first on ties
+        for i in np.flatnonzero(keep)[::-1]:  # kept elites are best first: the last write wins
             grid[self.cells[i, a], self.cells[i, b]] = i
         return grid
 
@@ -126,10 +127,10 @@ def grid_cells(measures: np.ndarray, dims: Sequence[int], ranges: Sequence[tuple
 
 
 def _best_per_cell(cells: np.ndarray, objective: np.ndarray) -> np.ndarray:
-    """Indices of the best elite of each distinct cell (first on ties), in input order."""
+    """Indices of the best elite of each distinct cell (first on ties), best first."""
     order = np.lexsort((np.arange(len(objective)), -objective))
     _, first = np.unique(cells[order], axis=0, return_index=True)
-    return np.sort(order[first])
+    return order[np.sort(first)]
 
 
 def _to_hwc_uint8(images: Any) -> np.ndarray:
@@ -385,7 +386,7 @@ function colour(v){let t=(v-D.vmin)/(D.vmax-D.vmin);t=Math.min(1,Math.max(0,t))*
 let pair=D.pair.slice();const slice=new Array(M).fill(-1),ctl=root.querySelector(".qx-ctl"),maps=[];
 function shown(A){const[a,b]=pair,g=new Int32Array(D.dims[a]*D.dims[b]).fill(-1),n=A.objective.length;
  for(let i=0;i<n;i++){const c=A.cells.slice(i*M,i*M+M);if(c.some((x,k)=>k!==a&&k!==b&&slice[k]>=0&&x!==slice[k]))continue;
-  const j=c[a]*D.dims[b]+c[b];if(g[j]<0||A.objective[i]>A.objective[g[j]])g[j]=i;}return g;}
+  const j=c[a]*D.dims[b]+c[b];if(g[j]<0)g[j]=i;}return g;}  // elites come best first
 function cellpx(){return Math.max(3,Math.min(32,Math.floor(320/Math.max(D.dims[pair[0]],D.dims[pair[1]]))));}
 function draw(m,hi){const[a,b]=pair,da=D.dims[a],db=D.dims[b],s=cellpx(),x=m.cv.getContext("2d");
  if(!hi){m.cv.width=da*s;m.cv.height=db*s;m.grid=shown(m.A);const[lo,hi]=D.ranges[a],[yl,yh]=D.ranges[b];
