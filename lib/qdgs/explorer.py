@@ -361,7 +361,7 @@ def archive_explorer(archives: Mapping[str, ExplorerData | Any], images: Any = N
 
 _HTML = r"""<div id="@ID@" class="qdgs-explorer"><style>
 #@ID@{position:relative;font:13px/1.35 system-ui,sans-serif;margin:.5em 0}
-#@ID@ .qx-maps{display:flex;flex-wrap:wrap;gap:18px}#@ID@ figure{margin:0;min-width:120px}#@ID@ figcaption{font-weight:600}
+#@ID@ .qx-maps{display:flex;flex-wrap:wrap;gap:18px}#@ID@ figure{margin:0;min-width:200px}#@ID@ figcaption{font-weight:600}
 #@ID@ canvas{display:block;image-rendering:pixelated;border:1px solid #888;cursor:crosshair;max-width:100%}
 #@ID@ .qx-ctl{margin:.3em 0;display:flex;flex-wrap:wrap;gap:.3em 1em;align-items:center}
 #@ID@ .qx-ax{display:flex;justify-content:space-between;gap:4px;font-size:11px;color:#666;text-align:center}
@@ -391,7 +391,7 @@ function cellpx(){return Math.max(3,Math.min(32,Math.floor(320/Math.max(D.dims[p
 function draw(m,hi){const[a,b]=pair,da=D.dims[a],db=D.dims[b],s=cellpx(),x=m.cv.getContext("2d");
  if(!hi){m.cv.width=da*s;m.cv.height=db*s;m.grid=shown(m.A);const[lo,hi]=D.ranges[a],[yl,yh]=D.ranges[b];
   m.lab.children[0].textContent=f(lo);m.lab.children[1].textContent=D.names[a]+" →";m.lab.children[2].textContent=f(hi);
-  m.ylab.textContent="↑ "+D.names[b]+": "+f(yl)+" (bottom) … "+f(yh)+" (top)";m.fig.style.width=(da*s+2)+"px";}
+  m.ylab.textContent="↑ "+D.names[b]+": "+f(yl)+" (bottom) … "+f(yh)+" (top)";m.fig.style.width=Math.max(200,da*s+2)+"px";}
  x.fillStyle="#eee";x.fillRect(0,0,da*s,db*s);for(let i=0;i<da;i++)for(let j=0;j<db;j++){const e=m.grid[i*db+j];
   if(e>=0){x.fillStyle=colour(m.A.objective[e]);x.fillRect(i*s,(db-1-j)*s,s,s);}}
  if(hi){x.strokeStyle="#f0f";x.lineWidth=2;x.strokeRect(hi[0]*s+1,(db-1-hi[1])*s+1,s-2,s-2);}}
