@@ -51,6 +51,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -359,100 +360,5 @@ def archive_explorer(archives: Mapping[str, ExplorerData | Any], images: Any = N
     return Explorer(ready, pair, fmt, quality, title)
 
 
-_HTML = r"""<div id="@ID@" class="qdgs-explorer"><style>
-#@ID@{position:relative;font:13px/1.35 system-ui,sans-serif;margin:.5em 0}
-#@ID@ .qx-maps{display:flex;flex-wrap:wrap;gap:18px}#@ID@ figure{margin:0;min-width:200px}#@ID@ figcaption{font-weight:600}
-#@ID@ canvas{display:block;image-rendering:pixelated;border:1px solid #888;cursor:crosshair;max-width:100%}
-#@ID@ .qx-ctl{margin:.3em 0;display:flex;flex-wrap:wrap;gap:.3em 1em;align-items:center}
-#@ID@ .qx-ax{display:flex;justify-content:space-between;gap:4px;font-size:11px;color:#666;text-align:center}
-#@ID@ .qx-bar{height:10px;width:240px;border:1px solid #888}
-#@ID@ .qx-tip{position:fixed;z-index:2000;pointer-events:none;background:#fff;color:#111;border:1px solid #888;
- border-radius:4px;padding:6px;box-shadow:0 2px 8px #0004;display:none}
-#@ID@ .qx-thumb{background-image:url(@SPRITE@);background-repeat:no-repeat;float:left;margin-right:8px}
-#@ID@ td{padding:0 4px;border:0}#@ID@ table{margin:0;border:0;font-size:12px;width:auto}#@ID@ .qx-note{font-size:11px;color:#666}
-</style><div class="qx-title">@TITLE@</div><div class="qx-ctl"></div><div class="qx-maps"></div>
-<div class="qx-ctl qx-legend"></div><div class="qx-tip"><div class="qx-thumb"></div><table></table></div>
-<div class="qx-note">@NOTE@. <span class="qx-js">The explorer needs JavaScript (in Jupyter: trust the notebook).</span></div>
-<script type="application/json" class="qx-data">@DATA@</script><script>(function(){
-"use strict";const root=document.getElementById("@ID@");if(!root||root.dataset.ready)return;root.dataset.ready=1;
-const D=JSON.parse(root.querySelector(".qx-data").textContent),M=D.names.length,tip=root.querySelector(".qx-tip"),
- th=tip.querySelector(".qx-thumb"),tab=tip.querySelector("table"),el=(t,a,p)=>{const e=document.createElement(t);
- Object.assign(e,a||{});if(p)p.appendChild(e);return e;},f=v=>String(+(+v).toPrecision(4));
-root.querySelector(".qx-js").remove();
-const V=["#440154","#482878","#3e4989","#31688e","#26828e","#1f9e89","#35b779","#6ece58","#b5de2b","#fde725"];
-function colour(v){let t=(v-D.vmin)/(D.vmax-D.vmin);t=Math.min(1,Math.max(0,t))*(V.length-1);
- const i=Math.min(V.length-2,Math.floor(t)),u=t-i,c=k=>[1,3,5].map(j=>parseInt(k.substr(j,2),16));
- const a=c(V[i]),b=c(V[i+1]);return"rgb("+a.map((x,j)=>Math.round(x+(b[j]-x)*u)).join(",")+")";}
-let pair=D.pair.slice();const slice=new Array(M).fill(-1),ctl=root.querySelector(".qx-ctl"),maps=[];
-function shown(A){const[a,b]=pair,g=new Int32Array(D.dims[a]*D.dims[b]).fill(-1),n=A.objective.length;
- for(let i=0;i<n;i++){const c=A.cells.slice(i*M,i*M+M);if(c.some((x,k)=>k!==a&&k!==b&&slice[k]>=0&&x!==slice[k]))continue;
-  const j=c[a]*D.dims[b]+c[b];if(g[j]<0)g[j]=i;}return g;}  // elites come best first
-function cellpx(){return Math.max(3,Math.min(32,Math.floor(320/Math.max(D.dims[pair[0]],D.dims[pair[1]]))));}
-function draw(m,hi){const[a,b]=pair,da=D.dims[a],db=D.dims[b],s=cellpx(),x=m.cv.getContext("2d");
- if(!hi){m.cv.width=da*s;m.cv.height=db*s;m.grid=shown(m.A);const[lo,hi]=D.ranges[a],[yl,yh]=D.ranges[b];
-  m.lab.children[0].textContent=f(lo);m.lab.children[1].textContent=D.names[a]+" →";m.lab.children[2].textContent=f(hi);
-  m.ylab.textContent="↑ "+D.names[b]+": "+f(yl)+" (bottom) … "+f(yh)+" (top)";m.fig.style.width=Math.max(200,da*s+2)+"px";}
- x.fillStyle="#eee";x.fillRect(0,0,da*s,db*s);for(let i=0;i<da;i++)for(let j=0;j<db;j++){const e=m.grid[i*db+j];
-  if(e>=0){x.fillStyle=colour(m.A.objective[e]);x.fillRect(i*s,(db-1-j)*s,s,s);}}
- if(hi){x.strokeStyle="#f0f";x.lineWidth=2;x.strokeRect(hi[0]*s+1,(db-1-hi[1])*s+1,s-2,s-2);}}
-function redraw(){maps.forEach(m=>draw(m));tip.style.display="none";}
-function hover(m,ev){if(!m.grid)return;const[a,b]=pair,r=m.cv.getBoundingClientRect(),da=D.dims[a],db=D.dims[b],
- i=Math.floor((ev.clientX-r.left)/r.width*da),j=db-1-Math.floor((ev.clientY-r.top)/r.height*db);
- const e=(i>=0&&i<da&&j>=0&&j<db)?m.grid[i*db+j]:-1;draw(m,e>=0?[i,j]:null);if(e<0){tip.style.display="none";return;}
- const A=m.A,k=A.offset+e,t=D.thumb*D.scale,rows=[[A.name,""],["objective",f(A.objective[e])]];
- D.names.forEach((n,q)=>rows.push([n,f(A.measures[e*M+q])+" (cell "+A.cells[e*M+q]+" of "+D.dims[q]+")"]));
- for(const n in A.attributes)rows.push([n,f(A.attributes[n][e])]);tab.replaceChildren();
- rows.forEach(r=>{const w=el("tr",{},tab);el("td",{textContent:r[0]},w);el("td",{textContent:r[1]},w);});
- Object.assign(th.style,{width:t+"px",height:t+"px",backgroundSize:D.cols*t+"px auto",
-  backgroundPosition:-(k%D.cols)*t+"px "+(-Math.floor(k/D.cols)*t)+"px"});
- tip.style.display="block";let L=ev.clientX+14,T=ev.clientY+14;
- if(L+tip.offsetWidth>innerWidth)L=Math.max(0,ev.clientX-tip.offsetWidth-14);
- if(T+tip.offsetHeight>innerHeight)T=Math.max(0,ev.clientY-tip.offsetHeight-14);
- tip.style.left=L+"px";tip.style.top=T+"px";}
-addEventListener("scroll",()=>{tip.style.display="none";},{passive:true});
-function at(m,i,j){const r=m.cv.getBoundingClientRect(),da=D.dims[pair[0]],db=D.dims[pair[1]];
- hover(m,{clientX:r.left+(i+.5)*r.width/da,clientY:r.top+(db-1-j+.5)*r.height/db});}
-function select(q){const s=el("select",{},el("label",{textContent:(q?"y: ":"x: ")},ctl));
- D.names.forEach((n,k)=>el("option",{value:k,textContent:n,selected:k===pair[q]},s));
- s.onchange=()=>{const k=+s.value;if(k===pair[1-q]){pair[1-q]=pair[q];ctl.querySelectorAll("select")[1-q].value=pair[q];}
-  pair[q]=k;sliders();redraw();};}
-function sliders(){ctl.querySelectorAll(".qx-sl").forEach(e=>e.remove());for(let k=0;k<M;k++){if(pair.includes(k))continue;
- const l=el("label",{className:"qx-sl",textContent:D.names[k]+": "},ctl),out=el("span",{},null),
-  r=el("input",{type:"range",min:-1,max:D.dims[k]-1,value:slice[k]},l);l.appendChild(out);
- const show=()=>{const[lo,hi]=D.ranges[k],w=(hi-lo)/D.dims[k];out.textContent=slice[k]<0?" all (best)":
-  " cell "+slice[k]+" ["+f(lo+w*slice[k])+", "+f(lo+w*(slice[k]+1))+")";};show();
- r.oninput=()=>{slice[k]=+r.value;show();redraw();};}}
-if(M>2){select(0);select(1);sliders();}
-D.archives.forEach(A=>{const fig=el("figure",{},root.querySelector(".qx-maps")),n=A.objective.length;
- el("figcaption",{textContent:A.name+" · "+n+" occupied cells"},fig);const cv=el("canvas",{tabIndex:0},fig),
- lab=el("div",{className:"qx-ax"},fig);el("span",{},lab);el("span",{},lab);el("span",{},lab);
- const m={A,cv,lab,fig,ylab:el("div",{className:"qx-ax"},fig)};maps.push(m);
- ["mousemove","click"].forEach(t=>cv.addEventListener(t,ev=>{m.at=null;hover(m,ev);}));
- cv.addEventListener("keydown",ev=>{const d={ArrowLeft:[-1,0],ArrowRight:[1,0],ArrowUp:[0,1],ArrowDown:[0,-1]}[ev.key];
-  if(!d)return;ev.preventDefault();const z=(v,q)=>Math.min(D.dims[pair[q]]-1,Math.max(0,v));
-  m.at=m.at?[z(m.at[0]+d[0],0),z(m.at[1]+d[1],1)]:[0,0];at(m,m.at[0],m.at[1]);});
- cv.addEventListener("mouseleave",()=>{tip.style.display="none";draw(m);});});
-const lg=root.querySelector(".qx-legend");el("span",{textContent:"objective "+f(D.vmin)},lg);
-el("div",{className:"qx-bar",style:"background:linear-gradient(to right,"+V.join(",")+")"},lg);el("span",{textContent:f(D.vmax)},lg);
-redraw();
-if(location.hash==="#qdgs-selftest"){const res={shown:maps.map(q=>Array.from(q.grid)),views:[]},P=pair.slice();
- for(const p of M>2?[[0,1],[M-1,0]]:[[0,1]]){const o=[...Array(M).keys()].filter(k=>!p.includes(k));
-  for(const[k,c]of[[-1,-1]].concat(o.flatMap(k=>[...Array(D.dims[k]).keys()].map(c=>[k,c])))){pair=p;slice.fill(-1);
-   if(k>=0)slice[k]=c;res.views.push({pair:p,slices:slice.slice(),grids:maps.map(q=>Array.from(shown(q.A)))});}}
- pair=P;slice.fill(-1);const sl=root.querySelector(".qx-sl input");if(sl){sl.value=0;sl.dispatchEvent(new Event("input"));
-  res.slider=Array.from(maps[0].grid);sl.value=-1;sl.dispatchEvent(new Event("input"));
-  const x=ctl.querySelector("select");x.value=2;x.dispatchEvent(new Event("change"));res.select={pair:pair.slice(),
-  grid:Array.from(maps[0].grid),sliders:root.querySelectorAll(".qx-sl").length};x.value=0;x.dispatchEvent(new Event("change"));}
- const m=maps.find(m=>m.grid.some(e=>e>=0));
- if(m){const k=m.grid.findIndex(e=>e>=0),db=D.dims[pair[1]],i=Math.floor(k/db),j=k%db,r=m.cv.getBoundingClientRect();
-  m.cv.dispatchEvent(new MouseEvent("mousemove",{bubbles:true,clientX:r.left+(i+.5)*r.width/D.dims[pair[0]],
-   clientY:r.top+(db-1-j+.5)*r.height/db}));res.cell=[i,j];res.visible=tip.offsetWidth>0&&getComputedStyle(tip).display!=="none";
-  res.rows=tab.rows.length;const bg=getComputedStyle(th).backgroundImage,src=bg.slice(5,-2),img=new Image();
-  res.image=bg.slice(0,20);img.onload=()=>{const c=el("canvas",{width:D.thumb,height:D.thumb}),x=c.getContext("2d"),
-   e=m.A.offset+m.grid[k],t=D.thumb;x.drawImage(img,-(e%D.cols)*t,-Math.floor(e/D.cols)*t);const p=x.getImageData(0,0,t,t).data;
-   let lo=765,hi=0;const mean=[0,0,0];for(let q=0;q<p.length;q+=4){const v=p[q]+p[q+1]+p[q+2];lo=Math.min(lo,v);
-    hi=Math.max(hi,v);for(let c=0;c<3;c++)mean[c]+=p[q+c]*4/p.length;}
-   Object.assign(res,{sprite:[img.naturalWidth,img.naturalHeight],contrast:hi-lo,mean,archive:m.A.name,elite:m.grid[k]});
-   root.dataset.qdgsSelftest=JSON.stringify(res);};
-  img.src=src;}else root.dataset.qdgsSelftest=JSON.stringify(res);}
-})();</script></div>"""
+#: The explorer's HTML, CSS and script (``explorer.html`` beside this module; ``@NAME@`` marks a value).
+_HTML = Path(__file__).with_name("explorer.html").read_text().removesuffix("\n")
