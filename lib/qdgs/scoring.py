@@ -147,8 +147,7 @@ class PromptScoring:
         regularizers: Sequence[Regularizer] = (),
         jacobian_method: str = "batched",
     ) -> None:
-        if jacobian_method not in JACOBIAN_METHODS:
-            raise ValueError(f"jacobian_method must be one of {JACOBIAN_METHODS}, got {jacobian_method!r}")
+        _check_method(jacobian_method)
         self.generator = generator.eval().requires_grad_(False)
         self.scorer = scorer.eval().requires_grad_(False)
         self.objective_prompts = tuple(objective_prompts)
@@ -218,6 +217,7 @@ class PromptScoring:
         return self._with_jacobian(z, method)[3].detach().cpu().numpy()
 
     def _with_jacobian(self, z: torch.Tensor, method: str):
+        _check_method(method)
         rows = 1 + self.n_measures
         if method == "reference":  # one full forward and backward per row, as the reference code
             jac = []
@@ -243,6 +243,11 @@ class PromptScoring:
         grads = [torch.autograd.grad(values, z, grad_outputs=basis[k], retain_graph=k < rows - 1)[0]
                  for k in range(rows)]
         return values.detach(), emb.detach(), images.detach(), torch.stack(grads, dim=1)
+
+
+def _check_method(method: str) -> None:
+    if method not in JACOBIAN_METHODS:
+        raise ValueError(f"jacobian_method must be one of {JACOBIAN_METHODS}, got {method!r}")
 
 
 def _batched_backward(values: torch.Tensor, z: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:

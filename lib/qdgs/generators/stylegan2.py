@@ -438,9 +438,6 @@ class StyleGAN2Faces(nn.Module):
             z = torch.randn(n_stats, model.config.z_dim, generator=torch.Generator().manual_seed(0))
             ws = model.mapping(z)
         self.register_buffer("w_std", ws.std(0))
-        q = (ws - model.mapping.w_avg) / self.w_std
-        #: the paper's q for the latent-norm penalty: half the mean norm of untruncated normalised w
-        self.latent_norm_q = float(q.norm(dim=1).mean() * 0.5)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **kwargs: Any) -> StyleGAN2Faces:
