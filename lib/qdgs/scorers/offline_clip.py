@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import open_clip
 import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 import torch.nn.functional as F
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
@@ -39,8 +40,7 @@ from qdgs.seeds import numpy_rng, seeded_init
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 #: CLIP's normalisation; any fixed one works for a model trained from scratch, this keeps them alike.
-MEAN = (0.48145466, 0.4578275, 0.40821073)
-STD = (0.26862954, 0.26130258, 0.27577711)
+MEAN, STD = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 SampleBatch = Callable[[np.random.Generator, int], tuple[torch.Tensor, torch.Tensor]]
 
