@@ -5,7 +5,8 @@ NVIDIA distributes the network as a pickle (``stylegan2-ffhq-256x256.pkl``) whos
 run. We do not vendor or execute NVIDIA's code (its licence is non-commercial, and running code
 from a downloaded file is a security risk). Instead:
 
-1. :class:`RestrictedUnpickler` maps every ``dnnlib`` / ``torch_utils`` / ``training`` class to an
+1. :class:`NetworkUnpickler` (the project's one restricted unpickler, :mod:`qdgs.safe_pickle`,
+   extended) maps every ``dnnlib`` / ``torch_utils`` / ``training`` class to an
    inert stub that only records its pickled state (parameters, buffers, sub-modules, a few
    scalars); tensors are rebuilt with ``torch.load(weights_only=True)``; any other global is
    refused.
@@ -26,7 +27,6 @@ import io
 import math
 import os
 import pickle
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,17 +35,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qdgs.cache import atomic_write, cache_root
+from qdgs.cache import cache_root
+from qdgs import downloads
+from qdgs.safe_pickle import CONTAINERS, NUMPY_ARRAYS, RestrictedUnpickler
 
 FILENAME = "stylegan2-ffhq-256x256.pkl"
 URL = f"https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files/{FILENAME}"
+#: NVIDIA's pretrained generators that load here. NVIDIA publishes no checksum for its pickles and
+#: none has been recorded in this table yet (``sha256=None``): a download needs the sha256 from the
+#: user (``sha256=`` or ``$QDGS_STYLEGAN2_SHA256``); a file the user downloaded is passed by path.
+PRETRAINED = {"ffhq-256": downloads.WeightFile(FILENAME, URL, sha256=None, size="about 350 MB")}
 _STUB_MODULES = ("dnnlib", "torch_utils", "training")
-_SAFE_GLOBALS = {
-    ("collections", "OrderedDict"), ("torch", "Size"), ("torch", "device"),
-    ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"),
-}
+_SAFE_GLOBALS = NUMPY_ARRAYS | CONTAINERS | {("torch", "Size"), ("torch", "device")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,8 +92,11 @@ def _load_storage(data: bytes) -> Any:
     return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class NetworkUnpickler(RestrictedUnpickler):
     """Unpickles NVIDIA network pickles into stubs; refuses every global it does not know to be inert."""
+
+    def __init__(self, file: io.BufferedIOBase) -> None:
+        super().__init__(file, _SAFE_GLOBALS, what="the StyleGAN2 pickle")
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "torch_utils.persistence" and name == "_reconstruct_persistent_obj":
@@ -105,19 +109,14 @@ class RestrictedUnpickler(pickle.Unpickler):
             return getattr(torch._utils, name)
         if module == "torch" and (name.endswith("Storage") or isinstance(getattr(torch, name, None), torch.dtype)):
             return getattr(torch, name)
-        if (module, name) in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f"the StyleGAN2 pickle references {module}.{name}, which the restricted loader does not allow; "
-            f"use NVIDIA's {FILENAME} ({URL})"
-        )
+        return super().find_class(module, name)
 
 
 def read_network_pickle(path: str | Path, key: str = "G_ema") -> PersistentStub:
     """The stub of one network (``G_ema`` by default) from an NVIDIA network pickle."""
     try:
         with open(path, "rb") as f:
-            data = RestrictedUnpickler(f).load()
+            data = NetworkUnpickler(f).load()
     except (pickle.UnpicklingError, EOFError, ValueError) as err:  # truncated or not a pickle at all
         raise RuntimeError(f"{path} is unreadable ({type(err).__name__}: {err}); download NVIDIA's {FILENAME} "
                            "again") from err
@@ -383,38 +382,47 @@ class StyleGAN2(nn.Module):
 # Finding the weights, and the QDGS generator
 # --------------------------------------------------------------------------------------------
 
-def weights_path(path: str | Path | None = None, download: bool | None = None, timeout: float = 30.0) -> Path:
-    """Locate ``stylegan2-ffhq-256x256.pkl``: ``path``, ``$QDGS_STYLEGAN2``, the cache, or download.
+def weights_path(path: str | Path | None = None, download: bool | None = None, timeout: float = 30.0,
+                 sha256: str | None = None) -> Path:
+    """Locate ``stylegan2-ffhq-256x256.pkl``: ``path``, ``$QDGS_STYLEGAN2``, the cache, or a checked download.
 
     Args:
         path: an explicit file.
         download: fetch from NVIDIA into the artifact cache when absent; default: unless
-            ``HF_HUB_OFFLINE`` or ``QDGS_OFFLINE`` is set.
+            ``HF_HUB_OFFLINE`` or ``QDGS_OFFLINE`` is set. A download is kept only if its sha256
+            matches, and it needs one: :data:`PRETRAINED` records none (see there).
         timeout: seconds before a download attempt gives up (nothing hangs).
+        sha256: the file's expected digest (default ``$QDGS_STYLEGAN2_SHA256``, else the table's);
+            when known, a local or cached file is checked against it too.
 
     Raises:
         FileNotFoundError: saying where to put the file when it is absent and cannot be fetched.
+        RuntimeError: the file's sha256 differs from the expected one.
     """
+    entry = PRETRAINED["ffhq-256"]
+    expected = sha256 or os.environ.get("QDGS_STYLEGAN2_SHA256") or entry.sha256
     if path is not None:
         if not Path(path).is_file():
             raise FileNotFoundError(f"StyleGAN2 weights not found at {path}: download {URL} and pass its path")
+        if expected:
+            downloads.check_sha256(path, expected)
         return Path(path)
     if os.environ.get("QDGS_STYLEGAN2"):
-        return weights_path(os.environ["QDGS_STYLEGAN2"], download=False)
+        return weights_path(os.environ["QDGS_STYLEGAN2"], download=False, sha256=expected)
     cached = cache_root() / "weights" / FILENAME
     if cached.is_file():
+        if expected:
+            downloads.check_sha256(cached, expected)
         return cached
     offline = bool(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("QDGS_OFFLINE"))
-    hint = (f"download {URL} (NVIDIA, about 350 MB) and place it at {cached}, or set QDGS_STYLEGAN2 to its path")
+    hint = (f"download {URL} (NVIDIA, {entry.size}) and place it at {cached}, or set QDGS_STYLEGAN2 to its path")
     if download is False or (download is None and offline):
         raise FileNotFoundError(f"StyleGAN2-FFHQ-256 weights are not available offline: {hint}")
     try:
-        with urllib.request.urlopen(URL, timeout=timeout) as response, atomic_write(cached) as f:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-    except OSError as err:
-        raise FileNotFoundError(f"could not download StyleGAN2 weights ({err}): {hint}") from err
-    return cached
+        return downloads.download(entry, cached, expected, timeout)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{err}; or {hint}") from err
+
 
 
 class StyleGAN2Faces(nn.Module):
@@ -440,9 +448,9 @@ class StyleGAN2Faces(nn.Module):
         self.register_buffer("w_std", ws.std(0))
 
     @classmethod
-    def load(cls, path: str | Path | None = None, **kwargs: Any) -> StyleGAN2Faces:
-        """Load NVIDIA's FFHQ-256 weights (see :func:`weights_path`)."""
-        return cls(StyleGAN2.from_pickle(weights_path(path)), **kwargs)
+    def load(cls, path: str | Path | None = None, sha256: str | None = None, **kwargs: Any) -> StyleGAN2Faces:
+        """Load NVIDIA's FFHQ-256 weights (see :func:`weights_path` for ``path`` and ``sha256``)."""
+        return cls(StyleGAN2.from_pickle(weights_path(path, sha256=sha256)), **kwargs)
 
     def train(self, mode: bool = True) -> StyleGAN2Faces:
         """The generator is frozen: always eval mode."""
