@@ -8,8 +8,8 @@ API (shared by the shapes and faces domains):
 
 - :func:`make_clip` builds an untrained ``open_clip.CLIP`` from ``lib/qdgs/configs/<name>.json``
   (``embed_dim``, ``vision_cfg``, ``text_cfg`` as in open_clip's own model configs).
-- :func:`recipe` reads the config's optional ``"train"`` section (the keywords of :func:`train_clip`),
-  so that the config file, architecture and recipe together, is what keys a trained scorer.
+- :func:`recipe` reads the config's optional ``"train"`` section (keywords of :func:`train_clip`):
+  architecture and recipe live in one file, so that file is what keys a trained scorer.
 - :func:`train_clip` trains it with a multi-positive InfoNCE over a fixed caption vocabulary,
   drawing batches from ``sample_batch(rng, batch_size) -> (images (B, 3, H, W) in [0, 1],
   positives (B, V) bool)``.
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import open_clip
 import torch
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
