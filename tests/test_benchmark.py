@@ -1,8 +1,11 @@
-import time
+"""Timing helpers, on a fake clock that only the models' forwards advance: exact, whatever the load."""
+
+import types
 
 import numpy as np
 import pytest
 
+from qdgs import benchmark
 from qdgs.benchmark import PARTS, batching_ceiling, iteration_breakdown, time_jacobians
 from qdgs.scoring import JACOBIAN_METHODS, PromptScoring
 from qdgs.search import SearchConfig
@@ -16,46 +19,51 @@ def _scoring(**kwargs):
     return PromptScoring(ToyGenerator(), ToyScorer(), ("good", "bad"), [("a", "b"), ("c", "d")], **kwargs)
 
 
-def _slow_generator(scoring, seconds_per_call=0.0, seconds_per_latent=0.0):
-    """Make every generator forward sleep: a known cost the timings must find."""
-    forward = scoring.generator.forward
-
-    def slow(z):
-        time.sleep(seconds_per_call + seconds_per_latent * len(z))
-        return forward(z)
-
-    scoring.generator.forward = slow
+@pytest.fixture
+def clock(monkeypatch):
+    """The benchmark's clock, as seconds a test adds by hand (the real work takes none)."""
+    now = [0.0]
+    monkeypatch.setattr(benchmark, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    return now
 
 
-def test_time_jacobians_finds_the_slow_method_and_the_wrong_one():
+def _costly(obj, attr, clock, per_call=0.0, per_latent=0.0):
+    """Make each call of ``obj.attr`` cost ``per_call + per_latent · batch`` seconds of the fake clock."""
+    original = getattr(obj, attr)
+
+    def costly(x):
+        clock[0] += per_call + per_latent * len(x)
+        return original(x)
+
+    setattr(obj, attr, costly)
+
+
+def test_time_jacobians_counts_the_passes_of_each_method_and_flags_a_wrong_one(clock):
     scoring = _scoring()
+    _costly(scoring.generator, "forward", clock, per_call=1.0)  # a latency-bound generator
     jacobian = scoring.jacobian
 
-    def rigged(latents, method):
-        if method == "reference":
-            time.sleep(0.2)
+    def replicate_off(latents, method):
         j = jacobian(latents, method)
         return j + 0.1 * np.abs(j).max() if method == "replicate" else j
 
-    scoring.jacobian = rigged
+    scoring.jacobian = replicate_off
     table = time_jacobians(scoring, np.zeros((1, 6)) + 0.3, rounds=3).set_index("method")
     assert sorted(table.index) == sorted(JACOBIAN_METHODS)
-    assert table.loc["batched", "speedup"] > 3 and table.loc["retain", "speedup"] > 3
+    assert table.loc["reference", "ms"] == 3000  # a forward per row: objective + 2 measures
+    for method in ("batched", "retain", "replicate"):  # one forward each
+        assert table.loc[method, "ms"] == 1000 and table.loc[method, "speedup"] == 3
     assert table.loc["replicate", "max_rel_diff"] == pytest.approx(0.1, rel=1e-3)
     assert table.drop(index="replicate").max_rel_diff.max() < 1e-5
 
 
-@pytest.mark.parametrize("per_latent, expected_k", [(True, 3.0), (False, 1.0)])
-def test_batching_ceiling_finds_how_a_pass_scales_with_the_batch(per_latent, expected_k):
+@pytest.mark.parametrize("cost, expected_k", [({"per_latent": 1.0}, 3.0), ({"per_call": 1.0}, 1.0)])
+def test_batching_ceiling_finds_how_a_pass_scales_with_the_batch(clock, cost, expected_k):
+    """Compute-bound (cost per latent): batching the 3 rows gains nothing; latency-bound: it gains 3 ×."""
     scoring = _scoring()
-    if per_latent:  # compute-bound: a pass over 3 × as many latents costs 3 ×, batching gains nothing
-        _slow_generator(scoring, seconds_per_latent=0.05)
-    else:  # latency-bound: any batch costs the same, batching the 3 rows gains 3 ×
-        _slow_generator(scoring, seconds_per_call=0.05)
+    _costly(scoring.generator, "forward", clock, **cost)
     got = batching_ceiling(scoring, np.zeros((1, 6)) + 0.3, rounds=3)
-    assert got["rows"] == 3
-    assert got["k"] == pytest.approx(expected_k, rel=0.3)
-    assert got["ceiling"] == pytest.approx(3 / expected_k, rel=0.3)
+    assert got["rows"] == 3 and got["k"] == expected_k and got["ceiling"] == 3 / expected_k
 
 
 class _Memory:
@@ -71,16 +79,19 @@ class _Memory:
         self.updates += len(accepted)
 
 
-@pytest.mark.parametrize("method, generator_calls", [("batched", 2), ("reference", 4)])
-def test_iteration_breakdown_times_the_real_search_step(method, generator_calls):
+@pytest.mark.parametrize("method, forwards", [("batched", 2), ("reference", 4)])
+def test_iteration_breakdown_times_the_real_search_step(clock, method, forwards):
     memory = _Memory()
     scoring = _scoring(regularizers=[memory])
-    _slow_generator(scoring, seconds_per_call=0.01)
+    _costly(scoring.generator, "forward", clock, per_call=1.0)
+    _costly(scoring.scorer, "encode_image", clock, per_call=0.5)
     table = iteration_breakdown(scoring, CONFIG, iterations=3, method=method, warmup=1).set_index("part")
     assert list(table.index) == list(PARTS)
-    # one generator forward per Jacobian row for the DQD latent (1 batched, 3 reference) + 1 for the others
-    assert table.loc["generator forward", "ms"] == pytest.approx(10 * generator_calls, rel=0.3)
-    assert table.loc["generator forward", "share"] > 0.5
+    # per iteration: the DQD latent's forwards (1 batched, 1 per Jacobian row in the reference) + 1 for the others
+    assert table.loc["generator forward", "ms"] == 1000 * forwards
+    assert table.loc["scorer forward", "ms"] == 500 * forwards
+    assert table.loc["generator forward", "share"] == pytest.approx(2 / 3)
+    assert table.loc[["backward", "pyribs ask/tell", "uniqueness memory"], "ms"].abs().max() < 1e-9
     assert memory.updates > 0  # the uniqueness memory is part of the step
     assert scoring.jacobian_method == "batched"  # the scoring's own method is restored
 
