@@ -283,6 +283,8 @@ def _settings(obj: object) -> dict[str, Any]:
     for name, value in sorted(vars(obj).items()):
         if name.startswith("_") or name == "training":
             continue
+        if isinstance(value, np.generic):
+            value = value.item()
         if value is None or isinstance(value, (bool, int, float, str)):
             out[name] = value
         elif isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float, str)) for v in value):
