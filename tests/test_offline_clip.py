@@ -50,15 +50,20 @@ def test_multi_positive_infonce_prefers_the_right_pairs():
     assert good < 0.01 < bad
 
 
-def test_train_clip_lowers_the_loss_and_round_trips(tiny_config, tmp_path):
-    vocab = ["A red shape.", "A blue shape."]
+VOCAB = ["A red shape.", "A blue shape."]
 
-    def sample_batch(rng, batch_size):
-        colour = rng.integers(0, 2, batch_size)
-        images = torch.zeros(batch_size, 3, 16, 16)
-        images[colour == 0, 0] = 1.0
-        images[colour == 1, 2] = 1.0
-        return images, torch.from_numpy(np.stack([colour == 0, colour == 1], axis=1))
+
+def sample_batch(rng, batch_size):
+    colour = rng.integers(0, 2, batch_size)
+    images = torch.zeros(batch_size, 3, 16, 16)
+    images[colour == 0, 0] = 1.0
+    images[colour == 1, 2] = 1.0
+    images += 0.05 * torch.rand(images.shape)  # a sampler that draws from the global torch stream
+    return images, torch.from_numpy(np.stack([colour == 0, colour == 1], axis=1))
+
+
+def test_train_clip_lowers_the_loss_and_round_trips(tiny_config, tmp_path):
+    vocab = VOCAB
 
     model = make_clip(tiny_config)
     losses = train_clip(model, sample_batch, vocab, steps=40, lr=3e-3, seed=0, progress=False, batch_size=16,
@@ -83,3 +88,39 @@ def test_same_seed_same_initial_model_whatever_ran_before(tiny_config):
     pairs = list(zip(first.state_dict().values(), again.state_dict().values(), other.state_dict().values()))
     assert all(torch.equal(a, b) for a, b, _ in pairs)
     assert not all(torch.equal(a, c) for a, _, c in pairs)
+
+
+def _trained(config, seed=0):
+    model = make_clip(config, seed=seed)
+    train_clip(model, sample_batch, VOCAB, steps=3, seed=seed, progress=False, batch_size=8)
+    return model
+
+
+def test_training_gives_the_same_scorer_whatever_ran_before_and_leaves_the_global_rng_alone(tiny_config):
+    torch.manual_seed(123)
+    first = _trained(tiny_config)
+    torch.rand(1000)  # the global stream is elsewhere now
+    before = torch.get_rng_state()
+    again = _trained(tiny_config)
+    assert torch.equal(torch.get_rng_state(), before)  # training drew nothing from the caller's stream
+    for a, b in zip(first.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    other = _trained(tiny_config, seed=1)
+    assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), other.state_dict().values()))
+
+
+def test_recipe_reads_the_train_section_over_train_clip_defaults(tiny_config, tmp_path):
+    (tmp_path / "tiny.json").write_text(json.dumps({**TINY, "train": {"lr": 0.01, "pair_weight": 1.0, "steps": 50}}))
+    got = offline_clip.recipe(tiny_config)
+    assert got == {"steps": 50, "lr": 0.01, "batch_size": 128, "weight_decay": 0.1, "warmup": 0.05, "pair_weight": 1.0}
+    model = make_clip(tiny_config)  # the architecture ignores the recipe
+    assert train_clip(model, sample_batch, VOCAB, progress=False, **{**got, "steps": 1, "batch_size": 4})
+
+
+def test_recipe_without_a_train_section_is_train_clip_defaults_and_unknown_keys_are_refused(tiny_config, tmp_path):
+    from qdgs.params import ParameterError
+
+    assert offline_clip.recipe(tiny_config)["lr"] == 1e-3 and "steps" not in offline_clip.recipe(tiny_config)
+    (tmp_path / "tiny.json").write_text(json.dumps({**TINY, "train": {"learning_rate": 0.01}}))
+    with pytest.raises(ParameterError, match="learning_rate.*allowed: steps, lr, batch_size"):
+        offline_clip.recipe(tiny_config)

@@ -57,3 +57,18 @@ def test_offline_without_weights_fails_fast_and_clearly(monkeypatch):
     monkeypatch.setattr("qdgs.scorers.openai_clip._cached", lambda: False)
     with pytest.raises(RuntimeError, match="could not load CLIP weights 'openai'.*pretrained=<path"):
         load_openai_clip()
+
+
+def test_corrupt_checkpoint_says_what_to_do(tmp_path):
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(RuntimeError, match="could not load CLIP weights .*broken.pt"):
+        load_openai_clip(pretrained=str(tmp_path / "broken.pt"))
+
+
+def test_a_bug_is_not_reported_as_missing_weights(monkeypatch):
+    def buggy(*args, **kwargs):
+        raise TypeError("create_model() got an unexpected keyword argument")
+
+    monkeypatch.setattr(open_clip, "create_model", buggy)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        load_openai_clip(pretrained="/nowhere.pt")

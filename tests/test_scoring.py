@@ -74,3 +74,24 @@ def test_bounded_latent_keeps_decoded_latents_in_the_box():
     assert torch.allclose(gen(z[:1]), gen.generator(squashed[:1]))
     back = gen.squash(gen.sample_latents(64, seed=1))
     assert torch.allclose(back, gen.generator.sample_latents(64, seed=1).clamp(-1.998, 1.998), atol=1e-4)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("Batching rule not implemented for aten::foo"),
+                                   torch.OutOfMemoryError("CUDA out of memory")])
+def test_failing_batched_backward_raises_and_never_switches_method(monkeypatch, error):
+    scoring = _scoring()
+    grad = torch.autograd.grad
+
+    def failing(*args, is_grads_batched=False, **kwargs):
+        if is_grads_batched:
+            raise error
+        return grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", failing)
+    with pytest.raises(type(error)) as raised:
+        scoring.evaluate(np.zeros((1, 6)), jacobian=True)
+    if isinstance(error, torch.OutOfMemoryError):
+        assert raised.value is error  # out of memory passes through as it is
+    else:
+        assert "jacobian_method='retain'" in str(raised.value)
+    assert scoring.jacobian_method == "batched"

@@ -7,15 +7,17 @@ absolute timings from separate runs.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from qdgs.scoring import JACOBIAN_METHODS, PromptScoring
-from qdgs.search import SearchConfig, _new_state
+from qdgs.search import PHASES, SearchConfig, new_state, search_step
+from qdgs.seeds import seeded_init
 
 
 
@@ -26,19 +28,22 @@ def default_scoring(domain: str) -> PromptScoring:
     Timing does not depend on the weights, so the benchmark needs no trained model and measures
     exactly the work of the book's default searches.
     """
+    # imported on use: the domain modules pull in open_clip, gan-face-generate and image libraries
+    # that the timing helpers themselves do not need
     from qdgs.scorers.offline_clip import OfflineClipScorer, make_clip
 
-    torch.manual_seed(0)
     if domain == "shapes":
         from qdgs import shapes
         from qdgs.generators.shapes_vae import ShapesVAE
 
-        return PromptScoring(ShapesVAE(), OfflineClipScorer(make_clip("shapes_clip")),
+        with seeded_init(0, "benchmark", domain):
+            generator = ShapesVAE()
+        return PromptScoring(generator, OfflineClipScorer(make_clip("shapes_clip")),
                              shapes.OBJECTIVE_PROMPTS, shapes.MEASURE_PROMPTS)
     from qdgs import faces
     from qdgs.generators.dcgan import DCGANFaces
 
-    generator = DCGANFaces()
+    generator = DCGANFaces()  # the package's trained weights: no initialisation to seed
     return PromptScoring(generator, OfflineClipScorer(make_clip("faces_clip")), faces.OBJECTIVE_PROMPTS,
                          faces.MEASURE_PROMPTS, regularizers=faces.regularizers(generator))
 
@@ -121,80 +126,77 @@ def batching_ceiling(scoring: PromptScoring, latents: np.ndarray, rounds: int = 
     return {"ms_one": ms["one"], "ms_all": ms["all"], "rows": rows, "k": k, "ceiling": rows / k}
 
 
+#: The parts of a search iteration that :func:`iteration_breakdown` reports, in its row order.
+PARTS = ("generator forward", "scorer forward", "backward", "pyribs ask/tell", "uniqueness memory")
+
+
+@contextlib.contextmanager
+def _timing_calls(obj: object, attr: str, totals: dict[str, float], part: str,
+                  device: torch.device) -> Iterator[None]:
+    """Add the time of every call of ``obj.attr`` to ``totals[part]`` inside the block."""
+    own = attr in vars(obj)
+    original = getattr(obj, attr)
+
+    def timed(*args: object, **kwargs: object) -> object:
+        _sync(device)
+        start = time.perf_counter()
+        out = original(*args, **kwargs)
+        _sync(device)
+        totals[part] += time.perf_counter() - start
+        return out
+
+    setattr(obj, attr, timed)
+    try:
+        yield
+    finally:
+        if own:
+            setattr(obj, attr, original)
+        else:
+            delattr(obj, attr)
+
+
 def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations: int = 20,
                         method: str = "batched", warmup: int = 2) -> pd.DataFrame:
-    """Where the time of one search iteration goes: generator, scorer, backward, pyribs.
+    """Where the time of one search iteration goes: generator, scorer, backward, pyribs, memory.
 
-    ``method`` is ``"batched"`` (one forward, batched backward), ``"retain"`` (one forward,
-    a backward per row) or ``"reference"`` (a forward and backward per row, as the paper's code).
+    Runs the search's own iteration, :func:`qdgs.search.search_step`, with the Jacobian ``method``
+    (``"batched"``, ``"retain"``, ``"replicate"`` or ``"reference"``, see
+    :class:`qdgs.scoring.PromptScoring`) and times it through its ``phase`` hook, with the generator
+    forward and the image encoder's forward timed as they are called. ``backward`` is the rest of the
+    scoring phases: the Jacobian's backward passes plus the prompt distances and copies. The first
+    ``warmup`` iterations (pyribs compiles its CMA-ES kernels with numba on first use) are run but
+    not counted.
 
-    Runs ``iterations`` real CMA-MAEGA iterations and splits each into the generator forward, the
-    image-encoder forward (with the prompt distances), the Jacobian backward, and pyribs'
-    ask/tell. The first ``warmup`` iterations (pyribs compiles its CMA-ES kernels with numba on
-    first use) are run but not counted. Returns one row per part with ``ms`` per iteration and its
-    ``share``.
+    Returns:
+        One row per part of :data:`PARTS`: ``part``, ``ms`` per iteration and its ``share``.
     """
-    state = _new_state(scoring, config)
-    scheduler, device = state["scheduler"], scoring.device
-    parts = {"generator forward": 0.0, "scorer forward": 0.0, "backward": 0.0, "pyribs ask/tell": 0.0}
-    rows = 1 + scoring.n_measures
+    state = new_state(scoring, config)
+    device = scoring.device
+    totals = dict.fromkeys((*PARTS, *PHASES), 0.0)
 
-    def forward(z: torch.Tensor, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.set_grad_enabled(grad):
-            t = time.perf_counter()
-            images = scoring.generator(z)
-            _sync(device)
-            parts["generator forward"] += time.perf_counter() - t
-            t = time.perf_counter()
-            emb = scoring.scorer.encode_image(images)
-            values = scoring.values(z, emb)
-            _sync(device)
-            parts["scorer forward"] += time.perf_counter() - t
-        return values, emb
-
-    def backward(values: torch.Tensor, z: torch.Tensor, k: int | None) -> torch.Tensor:
-        t = time.perf_counter()
-        if k is not None:  # one row of the reference style
-            (grad,) = torch.autograd.grad(values[:, k].sum(), z)
-        elif method == "batched":
-            basis = torch.eye(rows, device=device)[:, None, :].expand(rows, len(z), rows)
-            (grad,) = torch.autograd.grad(values, z, grad_outputs=basis, is_grads_batched=True)
-            grad = grad.transpose(0, 1)
-        else:
-            grad = torch.stack([torch.autograd.grad(values[:, j].sum(), z, retain_graph=j < rows - 1)[0]
-                                for j in range(rows)], dim=1)
+    @contextlib.contextmanager
+    def phase(name: str) -> Iterator[None]:
         _sync(device)
-        parts["backward"] += time.perf_counter() - t
-        return grad
+        start = time.perf_counter()
+        yield
+        _sync(device)
+        totals[name] += time.perf_counter() - start
 
-    for it in range(warmup + iterations):
-        if it == warmup:
-            parts = dict.fromkeys(parts, 0.0)
-        t = time.perf_counter()
-        sols = scheduler.ask_dqd()
-        parts["pyribs ask/tell"] += time.perf_counter() - t
-        z = torch.as_tensor(sols, dtype=torch.float32, device=device).requires_grad_(True)
-        if method == "reference":  # 1 + M full forward and backward passes
-            grads = []
-            for k in range(rows):
-                values, _ = forward(z, grad=True)
-                grads.append(backward(values, z, k))
-            jac = torch.stack(grads, dim=1)
-        else:
-            values, _ = forward(z, grad=True)
-            jac = backward(values, z, None)
-        values = values.detach().cpu().numpy().astype(np.float64)
-        t = time.perf_counter()
-        scheduler.tell_dqd(values[:, 0], values[:, 1:], jac.detach().cpu().numpy().astype(np.float64))
-        sols = scheduler.ask()
-        parts["pyribs ask/tell"] += time.perf_counter() - t
-        values, _ = forward(torch.as_tensor(sols, dtype=torch.float32, device=device), grad=False)
-        values = values.cpu().numpy().astype(np.float64)
-        t = time.perf_counter()
-        scheduler.tell(values[:, 0], values[:, 1:])
-        parts["pyribs ask/tell"] += time.perf_counter() - t
-    total = sum(parts.values())
-    return pd.DataFrame([{"part": k, "ms": 1000 * v / iterations, "share": v / total} for k, v in parts.items()])
+    chosen, scoring.jacobian_method = scoring.jacobian_method, method
+    try:
+        with (_timing_calls(scoring.generator, "forward", totals, "generator forward", device),
+              _timing_calls(scoring.scorer, "encode_image", totals, "scorer forward", device)):
+            for it in range(warmup + iterations):
+                if it == warmup:
+                    totals.update(dict.fromkeys(totals, 0.0))  # in place: the timers hold this dict
+                search_step(scoring, state["scheduler"], phase)
+    finally:
+        scoring.jacobian_method = chosen
+    scoring_total = totals["dqd evaluation"] + totals["evaluation"]
+    totals["backward"] = scoring_total - totals["generator forward"] - totals["scorer forward"]
+    whole = sum(totals[part] for part in PARTS)
+    return pd.DataFrame([{"part": part, "ms": 1000 * totals[part] / iterations, "share": totals[part] / whole}
+                         for part in PARTS])
 
 
 def paper_scale_scoring(device: str = "cuda", channels: tuple[tuple[int, int], ...] | None = None) -> PromptScoring:
@@ -209,9 +211,9 @@ def paper_scale_scoring(device: str = "cuda", channels: tuple[tuple[int, int], .
     from qdgs.generators.stylegan2 import StyleGAN2, StyleGAN2Config, StyleGAN2Faces
     from qdgs.scorers.openai_clip import MODEL_NAME, OpenAIClipScorer
 
-    torch.manual_seed(0)
     config = StyleGAN2Config() if channels is None else StyleGAN2Config(channels=channels)
-    generator = StyleGAN2Faces(StyleGAN2(config), n_stats=1024).to(device)
-    model = open_clip.create_model(MODEL_NAME, pretrained=None)
+    with seeded_init(0, "benchmark", "paper-scale"):
+        generator = StyleGAN2Faces(StyleGAN2(config), n_stats=1024).to(device)
+        model = open_clip.create_model(MODEL_NAME, pretrained=None)
     scorer = OpenAIClipScorer(model, open_clip.get_tokenizer(MODEL_NAME)).to(device)
     return PromptScoring(generator, scorer, faces.OBJECTIVE_PROMPTS, faces.MEASURE_PROMPTS)

@@ -15,7 +15,6 @@ and ``encode_image(images) -> (B, E)``, both L2-normalised; it resizes and norma
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -135,6 +134,8 @@ class PromptScoring:
         measure_prompts: one (first, second) prompt pair per measure.
         regularizers: extra loss terms ``(z, embeddings) -> (B,)`` (faces: latent norm, uniqueness).
         jacobian_method: how the Jacobian is computed; all give the same values (see module doc).
+            A method that fails raises: the method named is always the method that ran, so a
+            benchmark never times one method under another's label.
     """
 
     def __init__(
@@ -146,8 +147,7 @@ class PromptScoring:
         regularizers: Sequence[Regularizer] = (),
         jacobian_method: str = "batched",
     ) -> None:
-        if jacobian_method not in JACOBIAN_METHODS:
-            raise ValueError(f"jacobian_method must be one of {JACOBIAN_METHODS}, got {jacobian_method!r}")
+        _check_method(jacobian_method)
         self.generator = generator.eval().requires_grad_(False)
         self.scorer = scorer.eval().requires_grad_(False)
         self.objective_prompts = tuple(objective_prompts)
@@ -217,6 +217,7 @@ class PromptScoring:
         return self._with_jacobian(z, method)[3].detach().cpu().numpy()
 
     def _with_jacobian(self, z: torch.Tensor, method: str):
+        _check_method(method)
         rows = 1 + self.n_measures
         if method == "reference":  # one full forward and backward per row, as the reference code
             jac = []
@@ -238,12 +239,29 @@ class PromptScoring:
         values, emb, images = self.outputs(z)
         basis = torch.eye(rows, device=z.device)[:, None, :].expand(rows, len(z), rows)
         if method == "batched":
-            try:
-                (grad,) = torch.autograd.grad(values, z, grad_outputs=basis, is_grads_batched=True)
-                return values.detach(), emb.detach(), images.detach(), grad.transpose(0, 1)
-            except RuntimeError as err:  # an op without a batching rule: fall back, same values
-                warnings.warn(f"batched backward unavailable ({err}); using retained backward passes")
-                self.jacobian_method = "retain"
+            return values.detach(), emb.detach(), images.detach(), _batched_backward(values, z, basis)
         grads = [torch.autograd.grad(values, z, grad_outputs=basis[k], retain_graph=k < rows - 1)[0]
                  for k in range(rows)]
         return values.detach(), emb.detach(), images.detach(), torch.stack(grads, dim=1)
+
+
+def _check_method(method: str) -> None:
+    if method not in JACOBIAN_METHODS:
+        raise ValueError(f"jacobian_method must be one of {JACOBIAN_METHODS}, got {method!r}")
+
+
+def _batched_backward(values: torch.Tensor, z: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """(B, R, D) Jacobian from one ``is_grads_batched`` backward; one clear error where it cannot run.
+
+    Out-of-memory errors pass through untouched (a smaller batch or another device is the fix, not
+    another method); any other failure, typically an operation without a batching rule, says which
+    method gives the same Jacobian without batching.
+    """
+    try:
+        (grad,) = torch.autograd.grad(values, z, grad_outputs=basis, is_grads_batched=True)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        raise RuntimeError(f"the batched Jacobian backward failed on these models ({err}); pass "
+                           "jacobian_method='retain' to PromptScoring (the same Jacobian, one backward per row)") from err
+    return grad.transpose(0, 1)

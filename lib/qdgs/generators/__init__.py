@@ -1,8 +1,65 @@
 """Generators behind the QDGS generator interface: ``forward(z (B, D)) -> (B, 3, H, W)`` in [0, 1].
 
-- :mod:`qdgs.generators.shapes_vae`: the shapes VAE (latent 6), trained in the repository.
-- :mod:`qdgs.generators.dcgan`: the DCGAN face generator of ``gan-face-generate`` (default profile).
-- :mod:`qdgs.generators.stylegan2`: StyleGAN2-FFHQ-256 from NVIDIA's pickle (paper profile).
+Load one by name with :func:`load_generator` (names: :func:`list_generators`):
 
-Submodules are imported on use so that one backend's dependencies never burden another's.
+- ``"dcgan"``: the DCGAN face generator of ``gan-face-generate`` (:mod:`qdgs.generators.dcgan`).
+- ``"stylegan2"``: StyleGAN2-FFHQ-256 from NVIDIA's pickle (:mod:`qdgs.generators.stylegan2`).
+- ``"shapes-vae"``: a shapes VAE written by :func:`qdgs.generators.shapes_vae.save_vae`.
+
+Backends are imported when loaded, so that one backend's dependencies (a PyPI package, the shapes
+renderer) never burden another's.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qdgs.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["list_generators", "load_generator"]
+
+
+def _dcgan(pretrained: bool = True) -> nn.Module:
+    from qdgs.generators.dcgan import DCGANFaces  # imported on use: needs gan-face-generate
+
+    return DCGANFaces(pretrained=pretrained)
+
+
+def _stylegan2(path: str | Path | None = None, sha256: str | None = None, truncation: float = 0.7,
+               n_stats: int = 10_000) -> nn.Module:
+    from qdgs.generators.stylegan2 import StyleGAN2Faces  # imported on use: the 350 MB pickle's reader
+
+    return StyleGAN2Faces.load(path, sha256=sha256, truncation=truncation, n_stats=n_stats)
+
+
+def _shapes_vae(path: str | Path) -> nn.Module:
+    from qdgs.generators.shapes_vae import load_vae  # imported on use: pulls in the shapes renderer
+
+    return load_vae(path)
+
+
+_REGISTRY = Registry("generator", {"dcgan": _dcgan, "stylegan2": _stylegan2, "shapes-vae": _shapes_vae})
+
+
+def list_generators() -> list[str]:
+    """The names :func:`load_generator` accepts."""
+    return _REGISTRY.names()
+
+
+def load_generator(name: str, **kwargs: object) -> nn.Module:
+    """A frozen generator by name, on the CPU (``.to(device)`` it).
+
+    Args:
+        name: one of :func:`list_generators`.
+        **kwargs: ``dcgan``: ``pretrained`` (False gives random weights); ``stylegan2``: ``path``,
+            ``sha256`` (see :func:`qdgs.generators.stylegan2.weights_path`), ``truncation``,
+            ``n_stats``; ``shapes-vae``: ``path`` (required).
+
+    Raises:
+        qdgs.params.ParameterError: an unknown name or argument, naming the allowed ones.
+    """
+    return _REGISTRY.load(name, **kwargs)

@@ -5,13 +5,10 @@ NVIDIA distributes the network as a pickle (``stylegan2-ffhq-256x256.pkl``) whos
 run. We do not vendor or execute NVIDIA's code (its licence is non-commercial, and running code
 from a downloaded file is a security risk). Instead:
 
-1. :class:`RestrictedUnpickler` maps every ``dnnlib`` / ``torch_utils`` / ``training`` class to an
-   inert stub that only records its pickled state (parameters, buffers, sub-modules, a few
-   scalars); tensors are rebuilt with ``torch.load(weights_only=True)``; any other global is
-   refused.
-2. :func:`state_dict_from_stub` flattens the ``G_ema`` stub into a ``{name: tensor}`` dict with
-   NVIDIA's parameter names.
-3. :class:`StyleGAN2`, written here from the StyleGAN2 paper (Karras et al., CVPR 2020: mapping
+1. :mod:`qdgs.generators.nvidia_pickle` reads the pickle into inert stubs with the project's
+   restricted unpickler (no pickled code runs) and flattens the ``G_ema`` stub into a
+   ``{name: tensor}`` dict with NVIDIA's parameter names.
+2. :class:`StyleGAN2`, written here from the StyleGAN2 paper (Karras et al., CVPR 2020: mapping
    network, modulated / demodulated convolutions, skip-architecture RGB outputs, FIR-filtered
    upsampling), uses those names, so the tensors load directly.
 
@@ -22,11 +19,8 @@ search's step sizes and for the latent-norm penalty.
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import pickle
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,114 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qdgs.cache import atomic_write, cache_root
+from qdgs import downloads
+from qdgs.cache import cache_root
+from qdgs.generators.nvidia_pickle import find_stub, read_network_pickle, state_dict_from_stub
 
 FILENAME = "stylegan2-ffhq-256x256.pkl"
 URL = f"https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files/{FILENAME}"
-_STUB_MODULES = ("dnnlib", "torch_utils", "training")
-_SAFE_GLOBALS = {
-    ("collections", "OrderedDict"), ("torch", "Size"), ("torch", "device"),
-    ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"),
-}
-
-
-# --------------------------------------------------------------------------------------------
-# Reading NVIDIA's pickle without running its code
-# --------------------------------------------------------------------------------------------
-
-class PersistentStub:
-    """An inert stand-in for one of NVIDIA's persistent objects: its class name and pickled state."""
-
-    def __init__(self, class_name: str, state: dict[str, Any]) -> None:
-        self.class_name, self.state = class_name, state
-
-    def __repr__(self) -> str:
-        return f"PersistentStub({self.class_name})"
-
-
-class DictStub(dict):
-    """An inert stand-in for ``dnnlib.EasyDict`` and other dict-like helper classes."""
-
-    def __setstate__(self, state: Any) -> None:
-        self.pickled_state = state
-
-
-class ObjectStub:
-    """An inert stand-in for any other ``dnnlib`` / ``torch_utils`` / ``training`` class."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args, self.kwargs = args, kwargs
-
-    def __setstate__(self, state: Any) -> None:
-        self.pickled_state = state
-
-
-def _reconstruct_persistent(meta: dict[str, Any]) -> PersistentStub:
-    """Replaces ``torch_utils.persistence._reconstruct_persistent_obj``: keep the state, skip the source."""
-    if not isinstance(meta, dict) or meta.get("type") != "class":
-        raise pickle.UnpicklingError("unsupported persistent object in the StyleGAN2 pickle")
-    return PersistentStub(str(meta.get("class_name")), meta.get("state") or {})
-
-
-def _load_storage(data: bytes) -> Any:
-    """Replaces ``torch.storage._load_from_bytes`` with a weights-only load (no code runs)."""
-    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles NVIDIA network pickles into stubs; refuses every global it does not know to be inert."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "torch_utils.persistence" and name == "_reconstruct_persistent_obj":
-            return _reconstruct_persistent
-        if module == "torch.storage" and name == "_load_from_bytes":
-            return _load_storage
-        if module.split(".")[0] in _STUB_MODULES:
-            return DictStub if name.endswith("Dict") else ObjectStub
-        if module == "torch._utils" and name.startswith("_rebuild_"):
-            return getattr(torch._utils, name)
-        if module == "torch" and (name.endswith("Storage") or isinstance(getattr(torch, name, None), torch.dtype)):
-            return getattr(torch, name)
-        if (module, name) in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f"the StyleGAN2 pickle references {module}.{name}, which the restricted loader does not allow; "
-            f"use NVIDIA's {FILENAME} ({URL})"
-        )
-
-
-def read_network_pickle(path: str | Path, key: str = "G_ema") -> PersistentStub:
-    """The stub of one network (``G_ema`` by default) from an NVIDIA network pickle."""
-    try:
-        with open(path, "rb") as f:
-            data = RestrictedUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:  # truncated or not a pickle at all
-        raise RuntimeError(f"{path} is unreadable ({type(err).__name__}: {err}); download NVIDIA's {FILENAME} "
-                           "again") from err
-    if not isinstance(data, dict) or key not in data or not isinstance(data[key], PersistentStub):
-        raise RuntimeError(f"{path} is not a StyleGAN2 network pickle with '{key}': use NVIDIA's {FILENAME}")
-    return data[key]
-
-
-def state_dict_from_stub(stub: PersistentStub, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Flatten a module stub's parameters and buffers into NVIDIA-named tensors."""
-    out: dict[str, torch.Tensor] = {}
-    for group in ("_parameters", "_buffers"):
-        for name, value in (stub.state.get(group) or {}).items():
-            if value is not None:
-                out[prefix + name] = value.detach().clone() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
-    for name, child in (stub.state.get("_modules") or {}).items():
-        if isinstance(child, PersistentStub):
-            out.update(state_dict_from_stub(child, f"{prefix}{name}."))
-    return out
-
-
-def _find(stub: PersistentStub, path: str) -> PersistentStub:
-    for part in path.split("."):
-        stub = stub.state["_modules"][part]
-    return stub
+#: NVIDIA's pretrained generators that load here. NVIDIA publishes no checksum for its pickles and
+#: none has been recorded in this table yet (``sha256=None``): a download needs the sha256 from the
+#: user (``sha256=`` or ``$QDGS_STYLEGAN2_SHA256``); a file the user downloaded is passed by path.
+PRETRAINED = {"ffhq-256": downloads.WeightFile(FILENAME, URL, sha256=None, size="about 350 MB")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,19 +249,19 @@ class StyleGAN2(nn.Module):
         """Build from an NVIDIA network pickle (its ``G_ema``) without running any of its code."""
         stub = read_network_pickle(path)
         state = state_dict_from_stub(stub)
-        synthesis = _find(stub, "synthesis")
+        synthesis = find_stub(stub, "synthesis")
         resolutions = sorted(int(k[1:]) for k in synthesis.state["_modules"] if k.startswith("b"))
-        architecture = _find(stub, f"synthesis.b{resolutions[-1]}").state.get("architecture", "skip")
+        architecture = find_stub(stub, f"synthesis.b{resolutions[-1]}").state.get("architecture", "skip")
         if architecture != "skip":
             raise RuntimeError(f"{path}: only the skip architecture of StyleGAN2's generator is supported")
-        clamp = _find(stub, f"synthesis.b{resolutions[-1]}.conv1").state.get("conv_clamp")
+        clamp = find_stub(stub, f"synthesis.b{resolutions[-1]}.conv1").state.get("conv_clamp")
         config = StyleGAN2Config(
             z_dim=state["mapping.fc0.weight"].shape[1], w_dim=state["mapping.w_avg"].shape[0],
             mapping_layers=sum(1 for k in state if k.startswith("mapping.fc") and k.endswith(".weight")),
             channels=tuple((r, state[f"synthesis.b{r}.conv1.weight"].shape[0]) for r in resolutions),
             conv_clamp=None if clamp is None else float(clamp))
         model = cls(config)
-        mapping_lr = float(_find(stub, "mapping.fc0").state.get("bias_gain", 0.01))
+        mapping_lr = float(find_stub(stub, "mapping.fc0").state.get("bias_gain", 0.01))
         for i in range(config.mapping_layers):
             fc = getattr(model.mapping, f"fc{i}")
             fc.weight_gain, fc.bias_gain = mapping_lr / math.sqrt(fc.weight.shape[1]), mapping_lr
@@ -383,38 +279,47 @@ class StyleGAN2(nn.Module):
 # Finding the weights, and the QDGS generator
 # --------------------------------------------------------------------------------------------
 
-def weights_path(path: str | Path | None = None, download: bool | None = None, timeout: float = 30.0) -> Path:
-    """Locate ``stylegan2-ffhq-256x256.pkl``: ``path``, ``$QDGS_STYLEGAN2``, the cache, or download.
+def weights_path(path: str | Path | None = None, download: bool | None = None, timeout: float = 30.0,
+                 sha256: str | None = None) -> Path:
+    """Locate ``stylegan2-ffhq-256x256.pkl``: ``path``, ``$QDGS_STYLEGAN2``, the cache, or a checked download.
 
     Args:
         path: an explicit file.
         download: fetch from NVIDIA into the artifact cache when absent; default: unless
-            ``HF_HUB_OFFLINE`` or ``QDGS_OFFLINE`` is set.
+            ``HF_HUB_OFFLINE`` or ``QDGS_OFFLINE`` is set. A download is kept only if its sha256
+            matches, and it needs one: :data:`PRETRAINED` records none (see there).
         timeout: seconds before a download attempt gives up (nothing hangs).
+        sha256: the file's expected digest (default ``$QDGS_STYLEGAN2_SHA256``, else the table's);
+            when known, a local or cached file is checked against it too.
 
     Raises:
         FileNotFoundError: saying where to put the file when it is absent and cannot be fetched.
+        RuntimeError: the file's sha256 differs from the expected one.
     """
+    entry = PRETRAINED["ffhq-256"]
+    expected = sha256 or os.environ.get("QDGS_STYLEGAN2_SHA256") or entry.sha256
     if path is not None:
         if not Path(path).is_file():
             raise FileNotFoundError(f"StyleGAN2 weights not found at {path}: download {URL} and pass its path")
+        if expected:
+            downloads.check_sha256(path, expected)
         return Path(path)
     if os.environ.get("QDGS_STYLEGAN2"):
-        return weights_path(os.environ["QDGS_STYLEGAN2"], download=False)
+        return weights_path(os.environ["QDGS_STYLEGAN2"], download=False, sha256=expected)
     cached = cache_root() / "weights" / FILENAME
     if cached.is_file():
+        if expected:
+            downloads.check_sha256(cached, expected)
         return cached
     offline = bool(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("QDGS_OFFLINE"))
-    hint = (f"download {URL} (NVIDIA, about 350 MB) and place it at {cached}, or set QDGS_STYLEGAN2 to its path")
+    hint = (f"download {URL} (NVIDIA, {entry.size}) and place it at {cached}, or set QDGS_STYLEGAN2 to its path")
     if download is False or (download is None and offline):
         raise FileNotFoundError(f"StyleGAN2-FFHQ-256 weights are not available offline: {hint}")
     try:
-        with urllib.request.urlopen(URL, timeout=timeout) as response, atomic_write(cached) as f:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-    except OSError as err:
-        raise FileNotFoundError(f"could not download StyleGAN2 weights ({err}): {hint}") from err
-    return cached
+        return downloads.download(entry, cached, expected, timeout)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{err}; or {hint}") from err
+
 
 
 class StyleGAN2Faces(nn.Module):
@@ -438,14 +343,11 @@ class StyleGAN2Faces(nn.Module):
             z = torch.randn(n_stats, model.config.z_dim, generator=torch.Generator().manual_seed(0))
             ws = model.mapping(z)
         self.register_buffer("w_std", ws.std(0))
-        q = (ws - model.mapping.w_avg) / self.w_std
-        #: the paper's q for the latent-norm penalty: half the mean norm of untruncated normalised w
-        self.latent_norm_q = float(q.norm(dim=1).mean() * 0.5)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, **kwargs: Any) -> StyleGAN2Faces:
-        """Load NVIDIA's FFHQ-256 weights (see :func:`weights_path`)."""
-        return cls(StyleGAN2.from_pickle(weights_path(path)), **kwargs)
+    def load(cls, path: str | Path | None = None, sha256: str | None = None, **kwargs: Any) -> StyleGAN2Faces:
+        """Load NVIDIA's FFHQ-256 weights (see :func:`weights_path` for ``path`` and ``sha256``)."""
+        return cls(StyleGAN2.from_pickle(weights_path(path, sha256=sha256)), **kwargs)
 
     def train(self, mode: bool = True) -> StyleGAN2Faces:
         """The generator is frozen: always eval mode."""

@@ -8,6 +8,8 @@ API (shared by the shapes and faces domains):
 
 - :func:`make_clip` builds an untrained ``open_clip.CLIP`` from ``lib/qdgs/configs/<name>.json``
   (``embed_dim``, ``vision_cfg``, ``text_cfg`` as in open_clip's own model configs).
+- :func:`recipe` reads the config's optional ``"train"`` section (keywords of :func:`train_clip`):
+  architecture and recipe live in one file, so that file is what keys a trained scorer.
 - :func:`train_clip` trains it with a multi-positive InfoNCE over a fixed caption vocabulary,
   drawing batches from ``sample_batch(rng, batch_size) -> (images (B, 3, H, W) in [0, 1],
   positives (B, V) bool)``.
@@ -17,47 +19,72 @@ API (shared by the shapes and faces domains):
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
+from qdgs.params import ParameterError
 from qdgs.progress import progress as progress_bar
+from qdgs.seeds import numpy_rng, seeded_init
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 #: CLIP's normalisation; any fixed one works for a model trained from scratch, this keeps them alike.
-MEAN = (0.48145466, 0.4578275, 0.40821073)
-STD = (0.26862954, 0.26130258, 0.27577711)
+MEAN, STD = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 SampleBatch = Callable[[np.random.Generator, int], tuple[torch.Tensor, torch.Tensor]]
 
 
+#: The keywords of :func:`train_clip` that a config's ``"train"`` section may set.
+RECIPE_KEYS = ("steps", "lr", "batch_size", "weight_decay", "warmup", "pair_weight")
+
+
 def load_config(name: str) -> dict:
-    """The JSON architecture ``lib/qdgs/configs/<name>.json``, or an error listing the known ones."""
+    """The JSON config ``lib/qdgs/configs/<name>.json``, or an error listing the known ones."""
     path = CONFIG_DIR / f"{name}.json"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
-        raise ValueError(f"unknown CLIP config '{name}'; known configs: {known}")
+        raise ParameterError(f"unknown CLIP config '{name}'; known configs: {known}")
     return json.loads(path.read_text())
+
+
+def recipe(name: str) -> dict[str, Any]:
+    """The training recipe of config ``name``: :func:`train_clip`'s keywords, ready to pass as ``**recipe``.
+
+    Its defaults, overridden by the config's optional ``"train"`` section (keys of
+    :data:`RECIPE_KEYS`; ``steps`` only when the section sets it). Keeping the recipe in the config
+    makes the config the cache key of a trained scorer; sections other than ``"train"`` (a
+    domain's data settings) are the domain's to read.
+    """
+    section = load_config(name).get("train", {})
+    unknown = sorted(set(section) - set(RECIPE_KEYS))
+    if unknown:
+        raise ParameterError(f"{CONFIG_DIR / name}.json: unknown keys {unknown} in its 'train' section; "
+                             f"allowed: {', '.join(RECIPE_KEYS)}")
+    defaults = {k: p.default for k, p in inspect.signature(train_clip).parameters.items()
+                if k in RECIPE_KEYS and p.default is not inspect.Parameter.empty}
+    return {**defaults, **section}
 
 
 def make_clip(name: str, seed: int = 0) -> open_clip.CLIP:
     """An untrained open_clip CLIP with the architecture of config ``name``, initialised from ``seed``.
 
-    The initialisation draws from its own seeded generator state, so the same seed gives the same
-    model whatever ran before it in the process (a trained scorer, and every archive it guides,
-    would otherwise differ between two identical runs).
+    The initialisation draws from its own named stream (:func:`qdgs.seeds.seeded_init`), so the
+    same seed gives the same model whatever ran before it in the process (a trained scorer, and
+    every archive it guides, would otherwise differ between two identical runs).
     """
     cfg = load_config(name)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded_init(seed, "offline-clip", "init"):
         return open_clip.CLIP(embed_dim=cfg["embed_dim"], vision_cfg=cfg["vision_cfg"], text_cfg=cfg["text_cfg"],
                               quick_gelu=cfg.get("quick_gelu", False))
 
@@ -152,7 +179,8 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
         vocabulary: the V captions the positives refer to (the paper's prompts among them).
         steps: optimiser steps.
         lr: peak AdamW learning rate (linear warm-up, then cosine decay).
-        seed: seeds the batches and the initialisation-independent randomness.
+        seed: seeds the batches and any draw of the global torch stream during training (both
+            named streams of :mod:`qdgs.seeds`; the caller's global RNG state is left as it was).
         progress: show a progress bar.
         batch_size: images per step.
         weight_decay: AdamW weight decay.
@@ -162,8 +190,7 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
             positive, so an image may match its colour caption and ignore its shape caption; the
             pair loss makes every caption a yes/no question (the shapes scorer needs it).
     """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed, "offline-clip", "batches")
     tokens = _tokenizer(model)(list(vocabulary))
     size = image_size(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
@@ -173,20 +200,21 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
     model.train()
     losses = []
     bar = progress_bar(range(steps), enabled=progress, desc="training CLIP scorer")
-    for _ in bar:
-        images, positives = sample_batch(rng, batch_size)
-        img = F.normalize(model.encode_image(preprocess(images, size)), dim=-1)
-        txt = F.normalize(model.encode_text(tokens), dim=-1)
-        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        loss = multi_positive_infonce(logits, positives > 0.5)
-        if pair_weight:
-            loss = loss + pair_weight * pair_loss(model, img @ txt.T, positives)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+    with seeded_init(seed, "offline-clip", "train"):  # dropout and the like draw from the global stream
+        for _ in bar:
+            images, positives = sample_batch(rng, batch_size)
+            img = F.normalize(model.encode_image(preprocess(images, size)), dim=-1)
+            txt = F.normalize(model.encode_text(tokens), dim=-1)
+            logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
+            loss = multi_positive_infonce(logits, positives > 0.5)
+            if pair_weight:
+                loss = loss + pair_weight * pair_loss(model, img @ txt.T, positives)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     model.eval()
     return losses
 

@@ -13,6 +13,7 @@ gradient the search needs).
 from __future__ import annotations
 
 import os
+import pickle
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,11 @@ from torch import nn
 MODEL_NAME = "ViT-B-32-quickgelu"
 PRETRAINED = "openai"
 HF_HUB_ID = "timm/vit_base_patch32_clip_224.openai"
+#: What a missing, unreachable or corrupt weight file raises: open_clip wraps hub and download
+#: failures, an unknown tag and tensors that do not fit the architecture in RuntimeError; file and
+#: network errors are OSError; a truncated or foreign checkpoint fails to unpickle. Anything else
+#: (a TypeError, a KeyError) is a bug and propagates as it is.
+WEIGHT_ERRORS = (RuntimeError, OSError, EOFError, pickle.UnpicklingError)
 
 
 class OpenAIClipScorer(nn.Module):
@@ -37,8 +43,10 @@ class OpenAIClipScorer(nn.Module):
         self.tokenizer = tokenizer
         size = model.visual.image_size
         self.image_size = size[0] if isinstance(size, (tuple, list)) else int(size)
-        mean = getattr(model.visual, "image_mean", None) or (0.48145466, 0.4578275, 0.40821073)
-        std = getattr(model.visual, "image_std", None) or (0.26862954, 0.26130258, 0.27577711)
+        from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # the model is open_clip's
+
+        mean = getattr(model.visual, "image_mean", None) or OPENAI_DATASET_MEAN
+        std = getattr(model.visual, "image_std", None) or OPENAI_DATASET_STD
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 
@@ -84,7 +92,9 @@ def load_openai_clip(pretrained: str = PRETRAINED, model_name: str = MODEL_NAME,
         _no_weights(pretrained, model_name, "HF_HUB_OFFLINE is set and the weights are not in the local cache")
     try:
         model = open_clip.create_model(model_name, pretrained=pretrained, device=device, require_pretrained=True)
-    except Exception as err:  # hub/offline/IO errors come in many types; all mean "no weights"
+    except torch.OutOfMemoryError:
+        raise
+    except WEIGHT_ERRORS as err:
         _no_weights(pretrained, model_name, f"{type(err).__name__}: {err}", err)
     return OpenAIClipScorer(model, open_clip.get_tokenizer(model_name))
 
