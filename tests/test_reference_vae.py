@@ -32,7 +32,7 @@ def test_loads_the_reference_state_dict_and_decodes_images(tmp_path):
 
 
 def test_missing_corrupt_and_foreign_files_say_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="download shapes/pretrained/vae-shapes.pt"):
+    with pytest.raises(FileNotFoundError, match="download .*vae-shapes.pt"):
         load_reference_vae(tmp_path / "absent.pt")
     path, _ = _reference_format_file(tmp_path)
     path.write_bytes(path.read_bytes()[:1000])
@@ -41,3 +41,23 @@ def test_missing_corrupt_and_foreign_files_say_what_to_do(tmp_path):
     torch.save({"decoder.fc1.weight": torch.zeros(3, 3)}, path)
     with pytest.raises(ValueError, match="not the reference shapes VAE's state dict"):
         load_reference_vae(path)
+
+
+def test_registry_and_checked_download_path(tmp_path, monkeypatch):
+    from qdgs.generators import list_generators, load_generator
+    from qdgs.generators import reference_vae
+
+    assert "reference-vae" in list_generators()
+    path, state = _reference_format_file(tmp_path)
+    assert torch.equal(load_generator("reference-vae", path=path).decoder.convT3.bias, state["decoder.convT3.bias"])
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("QDGS_REFERENCE_VAE", raising=False)
+    with pytest.raises(FileNotFoundError, match="not available offline.*vae-shapes.pt"):
+        load_reference_vae()  # HF_HUB_OFFLINE is set in tests: nothing is fetched
+    cached = tmp_path / "cache" / "weights" / "vae-shapes.pt"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(path.read_bytes())  # not the published file: its sha256 differs
+    with pytest.raises(RuntimeError, match="sha256"):
+        load_reference_vae()
+    monkeypatch.setenv("QDGS_REFERENCE_VAE", str(path))  # a user's own file is loaded as given
+    assert torch.equal(load_reference_vae().decoder.fc1.weight, state["decoder.fc1.weight"])

@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from qdgs.cache import atomic_write
+from qdgs.cache import atomic_write, cache_root
 
 _BLOCK = 1 << 20
 
@@ -91,3 +91,47 @@ def download(entry: WeightFile, target: str | os.PathLike, sha256: str | None = 
         raise FileNotFoundError(f"could not download {entry.url} ({err}); download it ({entry.size}) yourself "
                                 f"and pass its path") from err
     return target
+
+
+def weights_file(entry: WeightFile, what: str, path: str | os.PathLike | None = None, env: str | None = None,
+                 sha256: str | None = None, download_missing: bool | None = None, timeout: float = 30.0) -> Path:
+    """Locate a weight file: ``path``, then ``$env``, then the cache, then a checked download.
+
+    Args:
+        entry: the file's table entry.
+        what: how messages name it ("StyleGAN2-FFHQ-256 weights").
+        path: an explicit file (checked against ``sha256`` when given: a user's own weights need
+            not be the published ones).
+        env: an environment variable that may hold the file's path.
+        sha256: the expected digest when the table records none (or to check a local file).
+        download_missing: fetch into ``<cache>/weights/`` when absent; default: unless
+            ``HF_HUB_OFFLINE`` or ``QDGS_OFFLINE`` is set.
+        timeout: seconds before a stalled download gives up (nothing hangs).
+
+    Raises:
+        FileNotFoundError: saying what to download and where to put it.
+        RuntimeError: a file's sha256 differs from the expected one.
+    """
+    expected = sha256 or entry.sha256
+    cached = cache_root() / "weights" / entry.filename
+    hint = (f"download {entry.url} ({entry.size}) and place it at {cached}"
+            + (f", or set {env} to its path" if env else "") + ", or pass its path")
+    if path is None and env and os.environ.get(env):
+        path = os.environ[env]
+    if path is not None:  # the user's own file: checked only against a hash the user gives
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{what} not found at {path}: {hint}")
+        if sha256:
+            check_sha256(path, sha256)
+        return Path(path)
+    if cached.is_file():
+        if expected:
+            check_sha256(cached, expected)
+        return cached
+    offline = bool(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("QDGS_OFFLINE"))
+    if download_missing is False or (download_missing is None and offline):
+        raise FileNotFoundError(f"{what} are not available offline: {hint}")
+    try:
+        return download(entry, cached, expected, timeout)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{err}; or {hint}") from err

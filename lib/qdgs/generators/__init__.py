@@ -5,6 +5,7 @@ Load one by name with :func:`load_generator` (names: :func:`list_generators`):
 - ``"dcgan"``: the DCGAN face generator of ``gan-face-generate`` (:mod:`qdgs.generators.dcgan`).
 - ``"stylegan2"``: StyleGAN2-FFHQ-256 from NVIDIA's pickle (:mod:`qdgs.generators.stylegan2`).
 - ``"shapes-vae"``: a shapes VAE written by :func:`qdgs.generators.shapes_vae.save_vae`.
+- ``"reference-vae"``: the paper's own shapes VAE (:mod:`qdgs.generators.reference_vae`).
 
 Backends are imported when loaded, so that one backend's dependencies (a PyPI package, the shapes
 renderer) never burden another's.
@@ -42,7 +43,14 @@ def _shapes_vae(path: str | Path) -> nn.Module:
     return load_vae(path)
 
 
-_REGISTRY = Registry("generator", {"dcgan": _dcgan, "stylegan2": _stylegan2, "shapes-vae": _shapes_vae})
+def _reference_vae(path: str | Path | None = None, download: bool | None = None) -> nn.Module:
+    from qdgs.generators.reference_vae import load_reference_vae  # imported on use, as every backend
+
+    return load_reference_vae(path, download)
+
+
+_REGISTRY = Registry("generator", {"dcgan": _dcgan, "stylegan2": _stylegan2, "shapes-vae": _shapes_vae,
+                                   "reference-vae": _reference_vae})
 
 
 def list_generators() -> list[str]:
@@ -57,7 +65,8 @@ def load_generator(name: str, **kwargs: object) -> nn.Module:
         name: one of :func:`list_generators`.
         **kwargs: ``dcgan``: ``pretrained`` (False gives random weights); ``stylegan2``: ``path``,
             ``sha256`` (see :func:`qdgs.generators.stylegan2.weights_path`), ``truncation``,
-            ``n_stats``; ``shapes-vae``: ``path`` (required).
+            ``n_stats``; ``shapes-vae``: ``path`` (required); ``reference-vae``: ``path``, ``download``
+            (see :func:`qdgs.generators.reference_vae.load_reference_vae`).
 
     Raises:
         qdgs.params.ParameterError: an unknown name or argument, naming the allowed ones.

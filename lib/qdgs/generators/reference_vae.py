@@ -9,8 +9,8 @@ linear layer to 32 × 16 × 16 (ReLU) and three 4 × 4 stride-2 transposed convo
 
 Its random samples are blobby and colour–shape biased (red squares and blue triangles are rare),
 which is the premise QDGS is meant to overcome. The repository has no licence, so the weights are
-never redistributed: the user passes a path, or :func:`qdgs.generators.weights.weights_file`
-downloads the public file and checks its sha256.
+never redistributed: the user passes a path, or :func:`load_reference_vae` downloads the public
+file (:data:`PRETRAINED`) and keeps it only if its sha256 matches.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qdgs import downloads
+
+#: The reference implementation's shipped weights, pinned to a commit, with the sha256 of that file.
+PRETRAINED = downloads.WeightFile(
+    "vae-shapes.pt",
+    "https://raw.githubusercontent.com/Cylumn/qd-generative-sampling/"
+    "5d18c0b11cb91a1a75c17f4b66ebe641b969ac61/shapes/pretrained/vae-shapes.pt",
+    sha256="acc1d1526827cba22a8c389103f56a54a5dab552223b0100c468a4aa52837bbf", size="787 kB")
 LATENT_DIM = 6
 IMAGE_SIZE = 128
 _FEATURES = (32, 16, 16)  # the encoder's last feature map and the decoder's first
@@ -89,17 +97,25 @@ class ReferenceShapesVAE(nn.Module):
         return torch.randn(n, LATENT_DIM, generator=torch.Generator().manual_seed(seed))
 
 
-def load_reference_vae(path: str | Path) -> ReferenceShapesVAE:
+def load_reference_vae(path: str | Path | None = None, download: bool | None = None) -> ReferenceShapesVAE:
     """Read the reference implementation's state dict (``vae-shapes.pt``) into :class:`ReferenceShapesVAE`.
 
+    Args:
+        path: a state dict of this architecture (the reference file, or one you trained); by default
+            ``$QDGS_REFERENCE_VAE``, the artifact cache, or a download checked against :data:`PRETRAINED`.
+        download: fetch the file when absent (default: unless ``HF_HUB_OFFLINE`` or ``QDGS_OFFLINE``).
+
     Raises:
-        FileNotFoundError: the file is absent (says where to get it).
+        FileNotFoundError: the file is absent and cannot be fetched (says what to download and where).
+        RuntimeError: the downloaded or cached file's sha256 differs from the recorded one.
         ValueError: the file is not a state dict of this architecture (corrupt, or another model).
     """
+    if path is None:  # only the published file is hash-checked: a user's own weights are theirs
+        path = downloads.weights_file(PRETRAINED, "the reference shapes VAE's weights", env="QDGS_REFERENCE_VAE",
+                                      download_missing=download)
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no reference shapes VAE at {path}: download shapes/pretrained/vae-shapes.pt "
-                                "from github Cylumn/qd-generative-sampling and pass its path")
+        raise FileNotFoundError(f"no reference shapes VAE at {path}: download {PRETRAINED.url} and pass its path")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, EOFError, ValueError) as err:  # torch's errors for a damaged or foreign file

@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from qdgs import downloads
-from qdgs.cache import cache_root
 from qdgs.generators.nvidia_pickle import find_stub, read_network_pickle, state_dict_from_stub
 
 FILENAME = "stylegan2-ffhq-256x256.pkl"
@@ -296,30 +295,9 @@ def weights_path(path: str | Path | None = None, download: bool | None = None, t
         FileNotFoundError: saying where to put the file when it is absent and cannot be fetched.
         RuntimeError: the file's sha256 differs from the expected one.
     """
-    entry = PRETRAINED["ffhq-256"]
-    expected = sha256 or os.environ.get("QDGS_STYLEGAN2_SHA256") or entry.sha256
-    if path is not None:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"StyleGAN2 weights not found at {path}: download {URL} and pass its path")
-        if expected:
-            downloads.check_sha256(path, expected)
-        return Path(path)
-    if os.environ.get("QDGS_STYLEGAN2"):
-        return weights_path(os.environ["QDGS_STYLEGAN2"], download=False, sha256=expected)
-    cached = cache_root() / "weights" / FILENAME
-    if cached.is_file():
-        if expected:
-            downloads.check_sha256(cached, expected)
-        return cached
-    offline = bool(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("QDGS_OFFLINE"))
-    hint = (f"download {URL} (NVIDIA, {entry.size}) and place it at {cached}, or set QDGS_STYLEGAN2 to its path")
-    if download is False or (download is None and offline):
-        raise FileNotFoundError(f"StyleGAN2-FFHQ-256 weights are not available offline: {hint}")
-    try:
-        return downloads.download(entry, cached, expected, timeout)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{err}; or {hint}") from err
-
+    return downloads.weights_file(PRETRAINED["ffhq-256"], "StyleGAN2-FFHQ-256 weights", path, env="QDGS_STYLEGAN2",
+                                  sha256=sha256 or os.environ.get("QDGS_STYLEGAN2_SHA256"),
+                                  download_missing=download, timeout=timeout)
 
 
 class StyleGAN2Faces(nn.Module):

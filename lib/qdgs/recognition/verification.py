@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from qdgs import safe_pickle
 from qdgs.audit import ita
 from qdgs.cache import artifact, data_root, fingerprint
 from qdgs.data import lfw_dir, read_checked, read_lfw_pairs, read_manifest
@@ -31,11 +32,8 @@ from qdgs.recognition.identities import decode
 
 #: The InsightFace-packaged benchmarks read when present, beside LFW.
 BIN_BENCHMARKS = ("agedb_30", "cfp_fp", "cplfw", "calfw")
-#: The only globals an InsightFace ``.bin`` needs: bytes (protocol 2 writes them through
-#: ``_codecs.encode``) and NumPy arrays and scalars (NumPy 1 and 2 module names).
-_BIN_GLOBALS = frozenset({("_codecs", "encode"), ("builtins", "bytes"), ("numpy", "ndarray"), ("numpy", "dtype"),
-                          *((m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
-                            for n in ("_reconstruct", "scalar"))})
+#: The only globals an InsightFace ``.bin`` needs: bytes and NumPy arrays and scalars.
+_BIN_GLOBALS = safe_pickle.NUMPY_ARRAYS | {("builtins", "bytes")}
 
 #: Side of the central crop of a 250 px deep-funneled LFW image that frames the face like a
 #: 112 × 112 ArcFace-template aligned training face (eyebrows to chin, some margin). Unaligned
@@ -106,21 +104,12 @@ def load_lfw(size: int = 112, crop: int = LFW_CROP, root: str | Path | None = No
                    pairs.path2.map(index).to_numpy(), pairs.same.to_numpy(bool), pairs.fold.to_numpy())
 
 
-class _BinUnpickler(pickle.Unpickler):
-    """Unpickles a downloaded ``.bin`` without running code from it: only :data:`_BIN_GLOBALS` resolve."""
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) in _BIN_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a face-pairs file never needs")
-
-
 def load_bin(path: str | Path, size: int = 112, folds: int = 10) -> PairSet:
     """An InsightFace verification ``.bin`` (pickle of ``(bins, issame_list)``) as a :class:`PairSet`."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            bins, issame = _BinUnpickler(f, encoding="bytes").load()
+            bins, issame = safe_pickle.load(f, _BIN_GLOBALS, what=f"{path}", encoding="bytes")
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
         raise RuntimeError(f"{path} is not an InsightFace verification .bin (pickle of (bins, issame_list)): "
                            f"{err}; download it again from the InsightFace dataset zoo") from err
