@@ -2,10 +2,10 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
-
-from qdgs import audit, data, images
+from fake_utkface import fake_faces, use_fake_utkface
+from qdgs import faces
+from qdgs.faces import audit
 
 
 def _faces(colour, n=4, size=32, background=(0.9, 0.9, 0.9)):
@@ -19,28 +19,35 @@ def _faces(colour, n=4, size=32, background=(0.9, 0.9, 0.9)):
 
 def test_ita_orders_skin_tones_and_normalisation_undoes_exposure():
     light, dark = _faces((0.85, 0.68, 0.58)), _faces((0.45, 0.30, 0.22))
-    assert audit.ita(light, normalise=False).mean() > 30 > audit.ita(dark, normalise=False).mean()
+    assert faces.ita(light, normalise=False).mean() > 30 > faces.ita(dark, normalise=False).mean()
     dim = light * 0.45  # the same face, under-exposed
-    raw_drop = audit.ita(light, normalise=False).mean() - audit.ita(dim, normalise=False).mean()
-    norm_drop = audit.ita(light).mean() - audit.ita(dim).mean()
+    raw_drop = faces.ita(light, normalise=False).mean() - faces.ita(dim, normalise=False).mean()
+    norm_drop = faces.ita(light).mean() - faces.ita(dim).mean()
     assert raw_drop > 25  # the lighting confound: a dim photo reads as darker skin
     assert abs(norm_drop) < 3  # white-patch normalisation removes global exposure
     t = torch.as_tensor(light).permute(0, 3, 1, 2).float()
-    assert np.allclose(audit.ita(t), audit.ita(light), atol=0.5)
+    assert np.allclose(faces.ita(t), faces.ita(light), atol=0.5)
+
+
+def test_a_face_without_skin_pixels_gets_no_ita_and_is_counted():
+    blue = _faces((0.2, 0.3, 0.9), n=2)  # no pixel passes the skin rule
+    images = np.concatenate([blue, _faces((0.85, 0.68, 0.58), n=2)])
+    mask, enough = faces.skin_mask(images)
+    assert enough.tolist() == [False, False, True, True] and not mask[:2].any()
+    values = faces.ita(images)
+    assert np.isnan(values[:2]).all() and np.isfinite(values[2:]).all()
+    pred = pd.DataFrame({"p_dark": [0.9] * 4, "p_female": [0.5] * 4, "p_under 40": [0.9] * 4,
+                         "p_40 and over": [0.1] * 4, "ita_raw": values, "ita_norm": values})
+    props = audit.proportions(audit.classify(pred))
+    assert props["no ITA (too few skin pixels)"] == 0.5
+    assert props["dark skin (ITA < 10°)"] == 0.0  # of the two faces that have an ITA
+    assert faces.skin_labels(np.array([1, 0]), values[:2]).tolist() == [-1, -1]  # no ITA, no label
 
 
 def test_skin_labels_need_race_and_ita_to_agree():
     race = np.array([1, 1, 0, 2, 0, 3])
     ita = np.array([5.0, 50.0, 50.0, 40.0, 0.0, 0.0])
-    assert audit.skin_labels(race, ita).tolist() == [0, -1, 1, 1, -1, -1]
-
-
-def test_relight_keeps_range_and_strength_zero_is_identity():
-    x = torch.rand(8, 3, 16, 16)
-    g = torch.Generator().manual_seed(0)
-    y = images.relight(x, g)
-    assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1 and not torch.allclose(x, y)
-    assert torch.allclose(images.relight(x, g, strength=0.0), x, atol=1e-6)
+    assert faces.skin_labels(race, ita).tolist() == [0, -1, 1, 1, -1, -1]
 
 
 def test_classify_proportions_and_intersectional_counts():
@@ -50,7 +57,7 @@ def test_classify_proportions_and_intersectional_counts():
     attrs = audit.classify(pred)
     props = audit.proportions(attrs)
     assert props["dark skin (classifier)"] == 0.5 and props["dark skin (ITA < 10°)"] == 0.5
-    assert props["female"] == 0.5 and props["age under 40"] == 0.75
+    assert props["female"] == 0.5 and props["age under 40"] == 0.75 and props["no ITA (too few skin pixels)"] == 0
     counts = audit.intersectional_counts(attrs)
     assert counts.values.sum() == 4 and counts.loc[("dark", "female"), "under 40"] == 1
     assert counts.shape == (4, 2)
@@ -58,12 +65,7 @@ def test_classify_proportions_and_intersectional_counts():
 
 def test_attribute_net_trains_on_a_tiny_utkface(tmp_path, monkeypatch):
     monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
-    rng = np.random.default_rng(0)
-    n = 300
-    table = pd.DataFrame({"file": [f"UTKFace/{i}.jpg" for i in range(n)], "age": rng.integers(1, 90, n),
-                          "gender": rng.integers(0, 2, n), "race": rng.integers(0, 5, n)})
-    images = (rng.random((n, 32, 32, 3)) * 255).astype(np.uint8)
-    monkeypatch.setattr(data, "load_utkface", lambda size=64, **kw: data.FaceArrays(images, table))
+    use_fake_utkface(monkeypatch, tmp_path, fake_faces(n=300, size=32))
     net, held = audit.train_attribute_net(steps=3, batch_size=16, size=32, progress_bar=False)
     assert list(held["head"]) == ["skin (dark vs light)", "skin, randomly relit", "gender", "age group"]
     pred = audit.predict(net, torch.rand(5, 3, 64, 64))
@@ -71,3 +73,27 @@ def test_attribute_net_trains_on_a_tiny_utkface(tmp_path, monkeypatch):
     assert np.allclose(pred[["p_under 40", "p_40 and over"]].sum(axis=1), 1, atol=1e-5)
     again, _ = audit.train_attribute_net(steps=3, batch_size=16, size=32, progress_bar=False)  # cached
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
+
+
+def test_attribute_net_neither_reads_nor_changes_the_global_rng(tmp_path, monkeypatch):
+    fake = fake_faces(n=200, size=32)
+    weights = []
+    for run, noise in enumerate((1, 2)):
+        monkeypatch.setenv("QDGS_CACHE", str(tmp_path / f"cache{run}"))  # a cold build each time
+        use_fake_utkface(monkeypatch, tmp_path, fake)
+        torch.manual_seed(noise)
+        torch.rand(noise * 7)
+        before = torch.random.get_rng_state()
+        net, _ = audit.train_attribute_net(steps=2, batch_size=8, size=32, progress_bar=False)
+        assert torch.equal(torch.random.get_rng_state(), before)
+        weights.append(net.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_attribute_net_is_retrained_when_the_utkface_content_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path / "cache"))
+    fake = fake_faces(n=200, size=32)
+    for manifest in ("v1", "v2"):
+        use_fake_utkface(monkeypatch, tmp_path, fake, manifest=manifest)
+        audit.train_attribute_net(steps=1, batch_size=8, size=32, progress_bar=False)
+    assert len(list((tmp_path / "cache" / "audit-attribute-net").iterdir())) == 2

@@ -1,14 +1,22 @@
-"""Faces domain: regularisers, captions, augmentation, calibration, binning, identities and the writer."""
+"""Faces domain: regularisers, captions, the offline scorer, calibration, binning, identities and the writer."""
 
+import json
+
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from qdgs import faces, images
-from qdgs.data import FaceArrays
+from fake_utkface import fake_faces, use_fake_utkface
+from qdgs import faces, plots
+from qdgs.faces import dataset
+from qdgs.faces import scorer as face_scorer
+from qdgs.params import ParameterError
 from qdgs.scoring import PromptScoring
+from qdgs.search import SearchConfig, search_key
 from toys import ToyGenerator, ToyScorer
+
+matplotlib.use("Agg")
 
 
 def test_latent_norm_penalty_is_zero_inside_and_quadratic_outside():
@@ -32,13 +40,28 @@ def test_uniqueness_memory_rewards_novelty_and_is_fifo():
 def test_regularizers_enter_the_objective_and_the_search_hook():
     gen, scorer = ToyGenerator(), ToyScorer()
     regs = faces.regularizers(gen)
-    assert regs[0].q == pytest.approx(faces.typical_latent_norm(gen))
+    fresh = gen.sample_latents(2000, seed=123)
+    assert 0.4 < float((regs[0](fresh, None) == 0).float().mean()) < 0.6  # q is the typical (median) norm
     plain = PromptScoring(gen, scorer, faces.OBJECTIVE_PROMPTS, faces.MEASURE_PROMPTS)
     reg = PromptScoring(gen, scorer, faces.OBJECTIVE_PROMPTS, faces.MEASURE_PROMPTS, regularizers=regs)
     far = np.full((2, 6), 3.0)  # norm 7.3, well outside the typical shell
     assert (reg.evaluate(far).objective < plain.evaluate(far).objective).all()
     ev = reg.evaluate(far, jacobian=True)
     assert ev.jacobian.shape == (2, 5, 6) and ev.measures.shape == (2, 4)
+
+
+def test_search_key_of_the_faces_regularizers_is_stable_and_names_their_settings():
+    gen, scorer = ToyGenerator(), ToyScorer()
+    config = SearchConfig(iterations=2, archive_dims=(2, 2, 2, 2), measure_ranges=((-1, 1),) * 4)
+
+    def key(regs):
+        return search_key(PromptScoring(gen, scorer, faces.OBJECTIVE_PROMPTS, faces.MEASURE_PROMPTS,
+                                        regularizers=regs), config)
+
+    # two runs of the same chapter build new regularizer objects: the checkpoint must be found again
+    assert key(faces.regularizers(gen)) == key(faces.regularizers(gen))
+    assert key([faces.LatentNormPenalty(2.0), faces.UniquenessMemory()]) != key(
+        [faces.LatentNormPenalty(3.0), faces.UniquenessMemory()])
 
 
 def test_vocabulary_holds_the_paper_prompts_except_hair():
@@ -67,15 +90,8 @@ def test_positives_follow_labels_and_surviving_attributes():
     assert col["A discolored photo of a person."].tolist() == [False, False, True]
 
 
-def _fake_faces(n=40, size=32, seed=0):
-    rng = np.random.default_rng(seed)
-    table = pd.DataFrame({"file": [f"{i}.jpg" for i in range(n)], "age": rng.integers(1, 90, n),
-                          "gender": rng.integers(0, 2, n), "race": rng.integers(0, 5, n)})
-    return FaceArrays((rng.random((n, size, size, 3)) * 255).astype(np.uint8), table)
-
-
 def test_sampler_batches_have_degraded_share_and_balanced_skin():
-    fa = _fake_faces()
+    fa = fake_faces()
     skin = np.array([0] * 5 + [1] * 20 + [-1] * 15)
     sampler = faces.FaceCaptionSampler(fa, np.arange(40), skin, degrade_fraction=0.25)
     x, pos = sampler(np.random.default_rng(0), 40)
@@ -87,22 +103,12 @@ def test_sampler_batches_have_degraded_share_and_balanced_skin():
     assert torch.equal(x, x2) and torch.equal(pos, pos2)  # reproducible from the rng
 
 
-@pytest.mark.parametrize("kind", images.DEGRADATION_KINDS)
-def test_degradations_change_images_without_darkening_them(kind):
-    x = 0.25 + 0.5 * torch.rand(16, 3, 32, 32)
-    y = images.degrade(x, kind, torch.Generator().manual_seed(0))
-    assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
-    assert (y - x).abs().mean() > 0.02
-    assert abs(float(y.mean() - x.mean())) < 0.1
-
-
-def test_reframe_identity_settings_and_blur_zero():
-    x = torch.rand(4, 3, 16, 16)
-    g = torch.Generator().manual_seed(0)
-    y = images.reframe(x, g, max_angle=0.0, scale=(1.0, 1.0), shift=0.0)
-    flipped = y.flip(-1)
-    assert all(torch.allclose(y[i], x[i], atol=1e-5) or torch.allclose(flipped[i], x[i], atol=1e-5) for i in range(4))
-    assert torch.allclose(images.blur(x, torch.zeros(4)), x, atol=1e-5)
+def test_utkface_split_is_one_deterministic_tenth():
+    train, held = faces.utkface_split(5000, seed=3)
+    again = faces.utkface_split(5000, seed=3)
+    assert np.array_equal(held, again[1]) and not np.array_equal(held, faces.utkface_split(5000, seed=4)[1])
+    assert len(np.intersect1d(train, held)) == 0 and len(train) + len(held) == 5000
+    assert 0.08 < len(held) / 5000 < 0.12
 
 
 def test_calibration_ranges_and_thresholds_scale_like_the_paper():
@@ -115,9 +121,18 @@ def test_calibrate_and_entanglement_on_toys():
     scoring = PromptScoring(ToyGenerator(), ToyScorer(), faces.OBJECTIVE_PROMPTS, faces.MEASURE_PROMPTS)
     cal, samples = faces.calibrate(scoring, n=100, seed=0, batch_size=32)
     assert cal.centre.shape == (4,) and (cal.spread > 0).all() and samples["images"].shape == (100, 8, 8, 3)
+    _, other = faces.calibrate(scoring, n=100, seed=1, batch_size=32)
+    assert not np.allclose(samples["latents"], other["latents"])  # the seed's own stream
     rho = faces.entanglement({"a": samples["measures"][:, 0], "b": -samples["measures"][:, 0],
                               "c": samples["brightness"]})
     assert rho.loc["a", "b"] == pytest.approx(-1)
+
+
+def test_entanglement_uses_the_samples_where_both_columns_are_defined():
+    a = np.arange(10.0)
+    ita = np.where(a == 3, np.nan, a ** 2)  # one face without an ITA
+    rho = faces.entanglement({"a": a, "ITA": ita})
+    assert rho.loc["a", "ITA"] == pytest.approx(1.0)
 
 
 def test_bins_and_identities():
@@ -133,11 +148,11 @@ def test_bins_and_identities():
     assert len(np.unique(matched)) == 11
 
 
-def test_similarity_recovers_a_known_transform():
+def test_similarity_transform_recovers_a_known_transform():
     angle, scale, shift = 0.3, 1.7, np.array([4.0, -2.0])
     r = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     dst = faces.ARCFACE_TEMPLATE @ (scale * r).T + shift
-    a = faces._similarity(faces.ARCFACE_TEMPLATE, dst)
+    a = faces.similarity_transform(faces.ARCFACE_TEMPLATE, dst)
     assert np.allclose(a[:, :2], scale * r) and np.allclose(a[:, 2], shift)
 
 
@@ -164,6 +179,27 @@ def test_writer_layout_metadata_and_matched_baseline(tmp_path):
     assert len(base) == len(meta) and base.identity.nunique() == n_ids
 
 
+def test_datasets_are_keyed_by_their_content(monkeypatch, tmp_path):
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
+    built = []
+    write = dataset.write_face_dataset
+    monkeypatch.setattr(dataset, "write_face_dataset", lambda root, *a, **kw: (built.append(root), write(root, *a, **kw)))
+    gen, scorer = ToyGenerator(), ToyScorer()
+    scoring = PromptScoring(gen, scorer, faces.OBJECTIVE_PROMPTS, faces.MEASURE_PROMPTS)
+    z = gen.sample_latents(8, seed=0).numpy()
+    ev = scoring.evaluate(z)
+    elites = {"solution": z, "measures": ev.measures, "objective": ev.objective}
+    settings = dict(dataset_latents=0, augmentations=2, augmentation_scale=0.1, align=False, seed=0)
+    thresholds = [(-0.01, 0.01)] * 2
+    qd, rand = faces.write_datasets(gen, scoring, elites, thresholds, **settings)
+    assert len(built) == 2 and len(qd.meta) == len(rand.meta) == 16
+    again, _ = faces.write_datasets(gen, scoring, elites, thresholds, **settings)
+    assert len(built) == 2 and again.path == qd.path  # unchanged inputs: reused
+    other = {"solution": z + 0.5, "measures": ev.measures, "objective": ev.objective}  # same count, other elites
+    moved, rand2 = faces.write_datasets(gen, scoring, other, thresholds, **settings)
+    assert moved.path != qd.path and rand2.path == rand.path  # Rand does not depend on the elites' values
+
+
 def test_writer_aligns_generated_faces_with_mtcnn(tmp_path):
     from qdgs.generators.dcgan import DCGANFaces
 
@@ -176,18 +212,20 @@ def test_writer_aligns_generated_faces_with_mtcnn(tmp_path):
     assert Image.open(tmp_path / meta.path[0]).size == (112, 112)
 
 
-def test_project_archive_keeps_the_best_per_cell_of_two_measures():
-    from ribs.archives import GridArchive
+def test_measure_strips_rank_faces_left_to_right_on_one_axes():
+    import matplotlib.pyplot as plt
 
-    a = GridArchive(solution_dim=2, dims=(2, 2, 3), ranges=[(-1, 1)] * 3)
-    a.add(np.zeros((3, 2)), np.array([10.0, 30.0, 20.0]), np.array([[-0.5, -0.5, -0.9], [-0.5, -0.5, 0.0], [0.5, 0.5, 0.9]]))
-    flat = faces.project_archive(a, (0, 1))
-    assert len(flat) == 2 and sorted(flat.data()["objective"]) == [20.0, 30.0]
+    images = np.stack([np.full((4, 4, 3), v, np.uint8) for v in range(0, 250, 25)])  # brightness = rank
+    measures = np.stack([np.arange(10.0), -np.arange(10.0)], 1)
+    fig, ax = plt.subplots()
+    plots.measure_strips(images, measures, ["up", "down"], per_row=5, ax=ax)
+    drawn = ax.get_images()[0].get_array()
+    assert drawn.shape == (8, 20, 3) and [t.get_text() for t in ax.get_yticklabels()] == ["up", "down"]
+    assert drawn[0, 0, 0] < drawn[0, -1, 0] and drawn[4, 0, 0] > drawn[4, -1, 0]
+    plt.close(fig)
 
 
 def test_backends_fail_clearly(monkeypatch, tmp_path):
-    from qdgs.params import ParameterError
-
     with pytest.raises(ParameterError, match="allowed values: 'dcgan', 'stylegan2'"):
         faces.load_generator("biggan")
     with pytest.raises(ParameterError, match="allowed values: 'offline-clip', 'openai-clip'"):
@@ -202,14 +240,17 @@ def test_backends_fail_clearly(monkeypatch, tmp_path):
         faces.load_scorer("openai-clip", steps=1)
 
 
-def test_offline_scorer_trains_caches_and_reports_every_pair(monkeypatch, tmp_path):
-    from qdgs import audit, data
+def _small_batches(monkeypatch):
+    """Train the offline scorer with batches of 8 (the recipe comes from its config)."""
+    load = face_scorer.load_config
+    monkeypatch.setattr(face_scorer, "load_config", lambda name: json.loads(
+        json.dumps({**load(name), "train": {**load(name)["train"], "batch_size": 8}})))
 
+
+def test_offline_scorer_trains_caches_and_reports_every_pair(monkeypatch, tmp_path):
     monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
-    fake = _fake_faces(n=60, size=64)
-    monkeypatch.setattr(data, "load_utkface", lambda size=64, **kw: fake)
-    monkeypatch.setattr(faces, "utkface_ita", lambda size=64: np.linspace(-30, 70, 60))
-    monkeypatch.setattr(faces, "SCORER_BATCH", 8)
+    use_fake_utkface(monkeypatch, tmp_path, fake_faces(n=60, size=64))
+    _small_batches(monkeypatch)
     scorer, table = faces.load_scorer("offline-clip", steps=2, seed=0, progress_bar=False)
     assert list(table.measure) == ["skin", "skin", "skin", "gender", "hair", "age", "objective"]
     assert table.loc[table.measure != "hair", "accuracy"].between(0, 1).all()
@@ -218,7 +259,26 @@ def test_offline_scorer_trains_caches_and_reports_every_pair(monkeypatch, tmp_pa
     assert emb.shape[0] == 2 and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-5)
     again, _ = faces.load_scorer("offline-clip", steps=2, seed=0, progress_bar=False)  # from the cache
     assert torch.equal(again.encode_text(["A man."]), scorer.encode_text(["A man."]))
-    shown = faces.beside_first_try(table)
-    gender = shown.loc[shown.labels == "UTKFace gender"].iloc[0]
-    assert (gender["first try accuracy"], gender["first try auc"]) == faces.FIRST_TRY_ZERO_SHOT["UTKFace gender"]
+    # every cited first-try row lands on a row of the table this code writes, wherever it sits
+    shown = faces.beside_first_try(table.iloc[::-1])
+    assert shown["first try accuracy"].notna().sum() == len(faces.FIRST_TRY_ZERO_SHOT)
     assert shown.loc[shown.measure == "hair", "first try accuracy"].isna().all()
+
+
+def test_beside_first_try_refuses_a_table_without_a_cited_row():
+    table = pd.DataFrame({"measure": ["gender"], "labels": ["gender, renamed"], "accuracy": [0.8]})
+    with pytest.raises(ValueError, match="no row for"):
+        faces.beside_first_try(table)
+
+
+def test_scorer_key_holds_the_data_content_and_the_recipe(monkeypatch, tmp_path):
+    fake = fake_faces(n=10, size=64)
+    use_fake_utkface(monkeypatch, tmp_path / "a", fake, manifest="v1")
+    first = faces.offline_scorer_key(steps=5, seed=0)
+    use_fake_utkface(monkeypatch, tmp_path / "b", fake, manifest="v1")  # same content elsewhere
+    assert faces.offline_scorer_key(steps=5, seed=0) == first
+    use_fake_utkface(monkeypatch, tmp_path / "c", fake, manifest="v2")  # a changed file
+    assert faces.offline_scorer_key(steps=5, seed=0) != first
+    use_fake_utkface(monkeypatch, tmp_path / "a", fake, manifest="v1")
+    _small_batches(monkeypatch)
+    assert faces.offline_scorer_key(steps=5, seed=0) != first

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from ribs.archives import GridArchive
@@ -73,3 +76,56 @@ def images_by_measures(images: torch.Tensor | np.ndarray, measures: np.ndarray, 
     ax.imshow(canvas, extent=(ranges[0][0], ranges[0][1], ranges[1][0], ranges[1][1]), aspect="auto")
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
+
+
+def measure_strips(images: np.ndarray, measures: np.ndarray, names: Sequence[str], per_row: int = 12,
+                   ax: Axes | None = None) -> None:
+    """One strip per measure: ``per_row`` faces at evenly spaced ranks of that measure, labelled on the left.
+
+    Left is the lowest value (closest to the pair's first prompt). If a measure ranks faces as a
+    person would, each strip reads as a gradient from the first prompt to the second.
+
+    Args:
+        images: (N, H, W, 3) uint8 generator samples.
+        measures: (N, M) their measures; strip k uses column k.
+        names: label of each strip, e.g. "dark ← skin → light".
+        per_row: faces per strip.
+        ax: where to draw.
+    """
+    ax = _axes(ax)
+    strips = []
+    for k in range(len(names)):
+        order = np.argsort(measures[:, k])
+        picks = order[np.linspace(0, len(order) - 1, per_row).round().astype(int)]
+        strips.append(np.concatenate(list(images[picks]), axis=1))
+    h = images.shape[1]
+    ax.imshow(np.concatenate(strips, axis=0))
+    ax.set_xticks([])
+    ax.set_yticks([h * (k + 0.5) for k in range(len(names))], names, fontsize=9)
+    ax.tick_params(axis="y", length=0)
+
+
+def plot_measure_distributions(samples: dict[str, np.ndarray], k: int, ranges: tuple[float, float] | None = None,
+                               ax: Axes | None = None, bins: int = 30) -> None:
+    """Overlaid histograms (densities) of measure ``k`` for several named (n, M) measure arrays.
+
+    Values outside ``ranges`` (default: the range of all of them) are drawn in the edge bins, as
+    the archive clips them.
+    """
+    ax = _axes(ax)
+    lo, hi = ranges or (min(v[:, k].min() for v in samples.values()), max(v[:, k].max() for v in samples.values()))
+    edges = np.linspace(lo, hi, bins + 1)
+    for label, values in samples.items():
+        ax.hist(np.clip(values[:, k], edges[0], edges[-1]), bins=edges, density=True, alpha=0.5, label=label)
+    ax.legend(fontsize=8)
+
+
+def correlation_heatmap(table: pd.DataFrame, ax: Axes | None = None) -> None:
+    """A square correlation table (e.g. :func:`qdgs.faces.entanglement`) as a −1…1 heatmap with its values."""
+    ax = _axes(ax)
+    im = ax.imshow(table.values, vmin=-1, vmax=1, cmap="coolwarm")
+    ax.set_xticks(range(len(table.columns)), table.columns, rotation=60, ha="right")
+    ax.set_yticks(range(len(table.index)), table.index)
+    for (i, j), v in np.ndenumerate(table.values):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    ax.figure.colorbar(im, ax=ax, shrink=0.8)

@@ -1,0 +1,55 @@
+"""The chapter's backends: which face generator and prompt scorer a profile runs, and decoding latents.
+
+All backend selection for faces is here, so that it can move to the package-wide registries
+(``qdgs.generators.load_generator``, ``qdgs.scorers.load_scorer``) in one place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from qdgs.faces.scorer import held_out_zero_shot, train_offline_scorer
+from qdgs.generators.dcgan import DCGANFaces
+from qdgs.generators.stylegan2 import StyleGAN2Faces
+from qdgs.params import ParameterError
+from qdgs.profiles import FACE_GENERATORS, FACE_SCORERS
+from qdgs.scorers.offline_clip import OfflineClipScorer, load_clip
+from qdgs.scorers.openai_clip import load_openai_clip
+
+__all__ = ["load_generator", "load_scorer", "render"]
+
+
+def load_generator(name: str, stylegan2_path: str | None = None) -> nn.Module:
+    """The face generator backend: ``dcgan`` (gan-face-generate) or ``stylegan2`` (NVIDIA's FFHQ-256)."""
+    if name == "dcgan":
+        return DCGANFaces()
+    if name == "stylegan2":
+        return StyleGAN2Faces.load(stylegan2_path or None)
+    raise ParameterError(f"parameter 'generator' got {name!r}; allowed values: {', '.join(map(repr, FACE_GENERATORS))}")
+
+
+def load_scorer(name: str, steps: int, seed: int = 0, clip_weights: str = "openai",
+                progress_bar: bool = True) -> tuple[nn.Module, pd.DataFrame]:
+    """The prompt scorer backend and its zero-shot accuracy table on held-out UTKFace.
+
+    ``offline-clip`` is trained here on captioned UTKFace (cached, with its table); ``openai-clip``
+    loads OpenAI's weights (the table is computed on the fly).
+    """
+    if name == "openai-clip":
+        scorer = load_openai_clip(clip_weights)
+        return scorer, held_out_zero_shot(scorer, seed)
+    if name == "offline-clip":
+        path = train_offline_scorer(steps, seed, progress_bar)
+        return OfflineClipScorer(load_clip(path / "model.pt")), pd.read_csv(path / "zero_shot.csv")
+    raise ParameterError(f"parameter 'scorer' got {name!r}; allowed values: {', '.join(map(repr, FACE_SCORERS))}")
+
+
+@torch.no_grad()
+def render(generator: nn.Module, latents: np.ndarray, batch_size: int = 64) -> torch.Tensor:
+    """(n, 3, H, W) images in [0, 1] of (n, D) latents, decoded in batches without gradients, on the CPU."""
+    device = next(generator.parameters()).device
+    return torch.cat([generator(torch.as_tensor(latents[i:i + batch_size], dtype=torch.float32, device=device))
+                      .clamp(0, 1).cpu() for i in range(0, len(latents), batch_size)])
