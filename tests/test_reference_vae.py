@@ -45,7 +45,6 @@ def test_missing_corrupt_and_foreign_files_say_what_to_do(tmp_path):
 
 def test_registry_and_checked_download_path(tmp_path, monkeypatch):
     from qdgs.generators import list_generators, load_generator
-    from qdgs.generators import reference_vae
 
     assert "reference-vae" in list_generators()
     path, state = _reference_format_file(tmp_path)

@@ -1,7 +1,8 @@
-"""The chapter's backends: which face generator and prompt scorer a profile runs, and decoding latents.
+"""The chapter's backends: the face generator and prompt scorer a profile names, and decoding latents.
 
-All backend selection for faces is here, so that it can move to the package-wide registries
-(``qdgs.generators.load_generator``, ``qdgs.scorers.load_scorer``) in one place.
+Both are loaded through the package-wide registries (:func:`qdgs.generators.load_generator`,
+:func:`qdgs.scorers.load_scorer`); the chapter adds what is particular to faces: the offline
+scorer is trained here on captioned UTKFace, and every scorer comes with its zero-shot table.
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from qdgs import generators, scorers
 from qdgs.faces.scorer import held_out_zero_shot, train_offline_scorer
-from qdgs.generators.dcgan import DCGANFaces
-from qdgs.generators.stylegan2 import StyleGAN2Faces
 from qdgs.params import ParameterError
 from qdgs.profiles import FACE_GENERATORS, FACE_SCORERS
-from qdgs.scorers.offline_clip import OfflineClipScorer, load_clip
-from qdgs.scorers.openai_clip import load_openai_clip
 
 __all__ = ["load_generator", "load_scorer", "render"]
 
@@ -25,9 +23,9 @@ __all__ = ["load_generator", "load_scorer", "render"]
 def load_generator(name: str, stylegan2_path: str | None = None) -> nn.Module:
     """The face generator backend: ``dcgan`` (gan-face-generate) or ``stylegan2`` (NVIDIA's FFHQ-256)."""
     if name == "dcgan":
-        return DCGANFaces()
+        return generators.load_generator("dcgan")
     if name == "stylegan2":
-        return StyleGAN2Faces.load(stylegan2_path or None)
+        return generators.load_generator("stylegan2", path=stylegan2_path or None)
     raise ParameterError(f"parameter 'generator' got {name!r}; allowed values: {', '.join(map(repr, FACE_GENERATORS))}")
 
 
@@ -39,11 +37,11 @@ def load_scorer(name: str, steps: int, seed: int = 0, clip_weights: str = "opena
     loads OpenAI's weights (the table is computed on the fly).
     """
     if name == "openai-clip":
-        scorer = load_openai_clip(clip_weights)
+        scorer = scorers.load_scorer("openai-clip", weights=clip_weights)
         return scorer, held_out_zero_shot(scorer, seed)
     if name == "offline-clip":
         path = train_offline_scorer(steps, seed, progress_bar)
-        return OfflineClipScorer(load_clip(path / "model.pt")), pd.read_csv(path / "zero_shot.csv")
+        return scorers.load_scorer("offline-clip", path=path / "model.pt"), pd.read_csv(path / "zero_shot.csv")
     raise ParameterError(f"parameter 'scorer' got {name!r}; allowed values: {', '.join(map(repr, FACE_SCORERS))}")
 
 

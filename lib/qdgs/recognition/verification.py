@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from qdgs import safe_pickle
-from qdgs.audit import ita
+from qdgs.faces.ita import ita
 from qdgs.cache import artifact, data_root, fingerprint
 from qdgs.data import lfw_dir, read_checked, read_lfw_pairs, read_manifest
 from qdgs.recognition.identities import decode
@@ -252,7 +252,7 @@ def skin_split(result: Verification, pairs: PairSet, skin: np.ndarray) -> pd.Dat
 
 
 def ita_skin_labels(images: torch.Tensor, dark_below: float = 25.0, light_above: float = 30.0) -> np.ndarray:
-    """Per-image skin labels from the individual typology angle (``qdgs.audit.ita``, white-patch normalised).
+    """Per-image skin labels from the individual typology angle (``qdgs.faces.ita.ita``, white-patch normalised).
 
     Args:
         images: (N, 3, S, S) uint8 faces.
