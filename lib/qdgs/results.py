@@ -195,17 +195,18 @@ CLAIM_COLUMNS = ["chapter", "claim", "paper", "ours", "holds", "profile", "note"
 def claims_table(chapters: Sequence[Chapter] = CHAPTERS, root: Path | None = None) -> pd.DataFrame:
     """Every paper claim beside our number, gathered from the chapters' recorded ``claims``.
 
-    A chapter that tests claims but was not run in this build contributes one row saying so.
+    A chapter that tests claims but was not run in this build contributes one row saying so. The
+    ``chapter`` column holds the chapter's title, as the reader knows it.
     """
     rows = []
     for c in (c for c in chapters if c.claims):
         try:
             meta = load(c.name, root).meta
         except FileNotFoundError:
-            rows.append({"chapter": c.name, "claim": "(chapter not run in this build)", "paper": "",
+            rows.append({"chapter": c.title, "claim": "(chapter not run in this build)", "paper": "",
                          "ours": "", "holds": None, "profile": "", "note": ""})
             continue
-        rows += [{"chapter": c.name, **asdict(claim), "profile": meta["profile"]} for claim in meta["claims"]]
+        rows += [{"chapter": c.title, **asdict(claim), "profile": meta["profile"]} for claim in meta["claims"]]
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
