@@ -37,10 +37,9 @@ PAPERMILL_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list":
 
 
 def _notebook_path(name: str, root: Path) -> Path:
-    """A notebook by path, stem, number prefix (``01``) or chapter name (``shapes``)."""
-    by_name = [c.notebook for c in CHAPTERS if c.name == name]
+    """A notebook by path, stem or number prefix (``01``)."""
     candidates = [root / name, root / "notebooks" / name, root / "notebooks" / f"{name}.ipynb",
-                  root / "book" / f"{name}.ipynb", *(root / f"{nb}.ipynb" for nb in by_name)]
+                  root / "book" / f"{name}.ipynb"]
     if "/" not in name:
         candidates += sorted((root / "notebooks").glob(f"{name}*.ipynb"))
     for path in candidates:
@@ -96,7 +95,7 @@ def run_notebook(name: str, profile: str, params: dict[str, Any] | None = None, 
     cell succeeded, so a failed run never leaves an output that looks complete.
 
     Args:
-        name: the notebook (path, stem, number prefix or chapter name).
+        name: the notebook (path, stem or number prefix).
         profile: the profile it runs on.
         params: parameter overrides.
         out_dir: where the executed copy goes (default ``<root>/_build/runs``).

@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
 
@@ -39,11 +41,12 @@ class Fault:
     says: str
 
 
-def _faces_param(**given):
+def _faces_param(**given: Any) -> SimpleNamespace:
+    """What the face chapter's notebook checks when it resolves its parameters."""
     return resolve(chapter("faces").spec(), "smoke", **given)
 
 
-def _notebook_override(params: dict):
+def _notebook_override(params: dict[str, Any]) -> None:
     """What ``qdgs run 02 -p ...`` checks before it starts the notebook."""
     faces = chapter("faces")
     return check_overrides(project_root() / f"{faces.notebook}.ipynb", params, faces.spec())
@@ -93,6 +96,8 @@ FAULTS: tuple[Fault, ...] = (
     Fault("parameters", "wrong type on the command line", lambda t: _notebook_override({"iterations": "many"}),
           ParameterError, "must be of type int"),
     Fault("parameters", "out of range", lambda t: _faces_param(iterations=-5), ParameterError, "allowed range"),
+    Fault("parameters", "out of range on the command line", lambda t: _notebook_override({"iterations": -5}),
+          ParameterError, "allowed range"),
     Fault("parameters", "unknown backend", lambda t: _faces_param(scorer="dall-e"), ParameterError,
           "allowed values: 'offline-clip', 'openai-clip'"),
     Fault("data", "missing data root", lambda t: data.utkface_dir(t / "none"),
