@@ -38,7 +38,6 @@ chapter: setup  ## run one notebook: make chapter NB=01 PROFILE=smoke PARAMS="it
 # Publishing: chromium renders the built book for the reader's-eye check and prints the PDF.
 CHROMIUM ?= /usr/bin/chromium
 REMOTE   ?= origin
-HTML     := _build/book/_build/html
 export QDGS_CHROMIUM := $(CHROMIUM)
 
 .PHONY: browser publish pdf readme-results
@@ -50,14 +49,16 @@ browser:  ## install Debian's chromium when missing (as root), used headless by 
 	else echo "make browser: no chromium at $(CHROMIUM). Install it as root (apt-get install" \
 		"--no-install-recommends chromium), or pass CHROMIUM=/path/to/chromium" >&2; exit 1; fi
 
+# The paths (_build/book/_build/html, _build/results, README.md) are the commands' defaults
+# for the project they run in (qdgs.project): one definition, shared with `qdgs book`.
 publish: setup browser  ## check the built book in chromium, then push it to the gh-pages branch of $(REMOTE)
-	$(PY) -m qdgs.publish push --html $(HTML) --remote $(REMOTE)
+	$(PY) -m qdgs.publish push --remote $(REMOTE)
 
 pdf: setup browser  ## print the built book, chapters in reading order, to _build/qdgs-book.pdf
-	$(PY) -m qdgs.publish pdf --html $(HTML) --out _build/qdgs-book.pdf
+	$(PY) -m qdgs.publish pdf
 
-readme-results: setup  ## rewrite README's "Results at a glance" from the results in _build/results
-	$(PY) -m qdgs.publish readme --results _build/results --readme README.md
+readme-results: setup  ## rewrite README's "Results at a glance" from the results that `make book` recorded in _build/results
+	$(PY) -m qdgs.publish readme
 
 clean:  ## remove the build tree (the artifact cache in ~/.cache/qdgs stays)
 	rm -rf _build

@@ -1,18 +1,25 @@
-"""Smoke runs of every chapter (papermill, `smoke` profile) and the whole book build, as `make book` does."""
+"""Smoke runs of every chapter (papermill, `smoke` profile) and the whole book build, as `make book` does.
 
-import json
+Each chapter's smoke run must record headline numbers inside bands that a broken pipeline would
+leave: a classifier or recognizer at chance, an empty archive, Jacobians that disagree, a fault
+that no longer fails cleanly.
+"""
+
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
 
-from qdgs.cli import ROOT, execute_chapter, render_book, stage_book, toc_notebooks
+from qdgs.cli import execute_chapter, render_book, stage_book
+from qdgs.project import results_dir, toc_notebooks
 from qdgs.publish import check_pages
-from qdgs.results import results_root
+from qdgs.results import CHAPTERS, RESULTS_CHAPTER, Recorded, load, run_times
 
 pytestmark = pytest.mark.slow
-CHAPTERS = toc_notebooks()
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = toc_notebooks(ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +29,20 @@ def stage(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def executed(stage):
-    """Each chapter executed at most once per test session, in reading order."""
+    """Each chapter executed at most once per test session, in reading order (later ones read earlier results)."""
     done: dict[str, Path] = {}
 
-    def get(chapter: str) -> Path:
-        if chapter not in done:
-            done[chapter] = execute_chapter(chapter, "smoke", stage)
-        return done[chapter]
+    def get(notebook: str) -> Path:
+        for earlier in NOTEBOOKS[:NOTEBOOKS.index(notebook) + 1]:
+            if earlier not in done:
+                done[earlier] = execute_chapter(earlier, "smoke", stage, root=ROOT)
+        return done[notebook]
 
     return get
 
 
 def test_every_chapter_is_a_notebook_without_outputs():
-    for chapter in CHAPTERS:
+    for chapter in NOTEBOOKS:
         nb = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), f"{chapter} has outputs"
@@ -46,19 +54,70 @@ def test_every_chapter_is_a_notebook_without_outputs():
         assert len(declared) == len(lines), f"{chapter}: papermill cannot read every parameter (a second '=' on a line?)"
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
-def test_chapter_runs_on_smoke_and_records_results(executed, chapter):
-    executed(chapter)
-    runs = json.loads((results_root() / "runs.json").read_text())
-    assert runs["smoke"][Path(chapter).name][-1]["seconds"] > 0
+# --- the headline numbers of each chapter's smoke run, in bands -------------------------------
+
+
+def _shapes(r: Recorded) -> None:
+    acc = r.table.set_index("condition").mean_acc
+    # Correct labels on balanced renders: above chance (0.5) by more than 2σ of 400 test images
+    # (smoke, a 2 + 2 epoch classifier: 0.59 at the time of writing); a broken classifier stays at 0.5.
+    assert 0.55 < acc["+ balanced real"].min() and acc.max() <= 1.0
+    # a search that filled cells (smoke: 0.10 at the time of writing); an empty archive has 0
+    assert 0.05 <= r.table.coverage_qdgs.iloc[0] <= 1.0 and r.table.qd_score_qdgs.iloc[0] > 0
+    assert [c.holds for c in r.meta["claims"]] in ([True], [False])  # one seed, one bias: no "not resolved"
+
+
+def _faces(r: Recorded) -> None:
+    t = r.table.set_index("quantity")
+    # smoke (40 iterations, 250 cells): coverage 0.028 at the time of writing; an empty archive has 0
+    assert 0 < t.loc["archive coverage", "QD"] <= 1.0 and t.loc["QD score", "QD"] > 0
+    assert t.loc["identities", "QD"] >= 2 and t.loc["images", "QD"] >= t.loc["identities", "QD"]
+    shares = t.loc[["dark-skinned share (audit classifier)", "dark-skinned share (ITA < 10°, normalised)"], ["Rand", "QD"]]
+    assert ((shares >= 0) & (shares <= 1)).all().all()
+    assert {Path(p).is_dir() for p in r.meta["datasets"].values()} == {True}
+    assert len(r.meta["claims"]) == 1
+
+
+def _recognition(r: Recorded) -> None:
+    lfw = r.table.query("benchmark == 'lfw'").set_index("model")["mean"]
+    assert set(lfw.index) >= {"pixels", "untrained", "QD", "Rand"}
+    assert (lfw[["pixels", "QD", "Rand"]] > 0.55).all() and (lfw <= 1.0).all()  # chance (0.5) fails
+    assert len(r.meta["claims"]) == 2
+
+
+def _performance(r: Recorded) -> None:
+    assert (r.table.max_rel_diff < 1e-3).all()  # every Jacobian method agrees with the reference
+    assert (r.table.speedup > 0).all() and r.meta["faces_speedup"] > 0
+    assert r.meta["faults_tried"] >= 15 and r.meta["faults_held"] == r.meta["faults_tried"]
+
+
+def _tour(r: Recorded) -> None:
+    coverage = r.table.set_index("method").coverage
+    assert 0.1 < coverage["QDGS"] <= 1.0 and coverage["random"] > 0
+
+
+BANDS: dict[str, Callable[[Recorded], None]] = {"shapes": _shapes, "faces": _faces, "recognition": _recognition,
+                                                "performance": _performance, "tour": _tour}
+
+
+def test_every_chapter_has_smoke_bands():
+    assert set(BANDS) == {c.name for c in CHAPTERS}
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.name)
+def test_chapter_runs_on_smoke_and_records_headline_numbers_in_bands(executed, stage, chapter):
+    executed(chapter.notebook)
+    recorded = load(chapter.name, results_dir(stage.parent))
+    assert recorded.meta["profile"] == "smoke" and recorded.meta["backends"]
+    BANDS[chapter.name](recorded)
+    assert chapter.stem in set(run_times(results_dir(stage.parent)).notebook)
 
 
 def test_book_builds_without_warnings(stage, executed):
-    for chapter in CHAPTERS:
-        executed(chapter)
+    executed(RESULTS_CHAPTER)
     html = render_book(stage)
     assert (html / "index.html").exists()
-    for chapter in ["book/intro", "book/method", *CHAPTERS]:
+    for chapter in ["book/intro", "book/method", *NOTEBOOKS]:
         page = (html / f"{chapter}.html").read_text()
         assert "Traceback (most recent call last)" not in page, chapter
     assert "Chang" in (html / "book" / "intro.html").read_text()  # the in-text citation resolved

@@ -42,22 +42,6 @@ def test_atomic_write_keeps_old_file_on_error(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
 
 
-def test_results_round_trip_and_claims(tmp_path, monkeypatch):
-    import pandas as pd
-
-    from qdgs.results import claims_table, load, record
-
-    monkeypatch.setenv("QDGS_RESULTS", str(tmp_path))
-    record("shapes", pd.DataFrame({"bias": [0.9], "acc": [0.8]}), profile="smoke",
-           claims=[{"claim": "repairs bias", "paper": "+27", "ours": "+5", "holds": True, "note": ""}])
-    table, meta = load("shapes")
-    assert table.acc.tolist() == [0.8] and meta["profile"] == "smoke"
-    claims = claims_table(("shapes", "faces"))
-    assert claims.claim.tolist() == ["repairs bias", "(chapter not run in this build)"]
-    with pytest.raises(FileNotFoundError, match="run its notebook first"):
-        load("faces")
-
-
 def test_fingerprint_follows_content_not_location(tmp_path):
     from qdgs.cache import fingerprint
 

@@ -18,8 +18,10 @@ TESTS = Path(__file__).parent
 
 
 def _spawn(code: str, **env) -> subprocess.Popen:
+    """A child Python importing the same ``qdgs`` as this process (its import path kept), plus the tests."""
+    path = os.pathsep.join([str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])])
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=TESTS,
-                            env={**os.environ, "PYTHONPATH": str(TESTS), **env})
+                            env={**os.environ, "PYTHONPATH": path, **env})
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:

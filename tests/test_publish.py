@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from qdgs.publish import README_MARKERS, main, push_pages, readme_results, update_readme
-from qdgs.results import record
+from qdgs.results import Claim, record
 
 
 def _git(*args: str, cwd: Path) -> str:
@@ -68,16 +68,16 @@ def results_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("QDGS_RESULTS", str(tmp_path / "results"))
     record("shapes", pd.DataFrame({"sampler": ["random", "QDGS"], "accuracy": [0.61234, 0.8876],
                                    "coverage": [0.25, 1.0], "qd_score": [12345.6, 0.5]}),
-           profile="smoke", backends={"generator": "shapes-vae", "scorer": "tiny-clip"})
+           profile="smoke", backends={"generator": "shapes-vae", "scorer": "tiny-clip"}, seconds={"total": 3.0},
+           claims=[])
     record("recognition", pd.DataFrame({"training set": ["random | biased"], "LFW accuracy": [0.71]}),
-           profile="default", backends=["ir-resnet-18"],
-           claims=[{"claim": "QD beats Rand on dark-skinned faces", "paper": "yes", "ours": "0.61 vs 0.60 | ±0.02",
-                    "holds": None}])
+           profile="default", backends={"backbone": "ir-resnet-18"}, seconds={"training": 80.5},
+           claims=[Claim("QD beats Rand on dark-skinned faces", "yes", "0.61 vs 0.60 | ±0.02", None)])
     return tmp_path / "results"
 
 
 def test_readme_results_table(results_dir, monkeypatch):
-    monkeypatch.setenv("QDGS_RESULTS", "/elsewhere")  # the argument wins, the variable is restored
+    monkeypatch.setenv("QDGS_RESULTS", "/elsewhere")  # the argument wins
     text = readme_results(results_dir)
     lines = text.splitlines()
     assert lines[0] == "| Chapter | Paper's claim | Paper | Ours | Holds | Run |"
@@ -87,7 +87,7 @@ def test_readme_results_table(results_dir, monkeypatch):
                         "smoke; generator: shapes-vae, scorer: tiny-clip |")
     assert lines[3].startswith("| Faces: synthesis | — | — | no results yet: run `make chapter NB=02`")
     assert lines[4] == ("| Faces: recognition | QD beats Rand on dark-skinned faces | yes | 0.61 vs 0.60 \\| ±0.02 "
-                        "| not resolved | default; ir-resnet-18 |")
+                        "| not resolved | default; backbone: ir-resnet-18 |")
     assert "make readme-results" in lines[-1]
     assert os.environ["QDGS_RESULTS"] == "/elsewhere"
 
@@ -118,3 +118,19 @@ def test_command_line_rewrites_the_readme_and_reports_errors(results_dir, tmp_pa
     assert "| Faces: recognition | QD beats Rand on dark-skinned faces |" in readme.read_text()
     assert main(["push", "--html", str(tmp_path / "no-build")]) == 1
     assert "run `make book`" in capsys.readouterr().err
+
+
+def test_commands_find_the_project_from_the_working_directory(results_dir, tmp_path, monkeypatch, capsys):
+    start, end = README_MARKERS
+    project = tmp_path / "checkout"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    (project / "README.md").write_text(f"{start}\n{end}\n")
+    (project / "_build").mkdir()
+    (results_dir).rename(project / "_build" / "results")
+    monkeypatch.chdir(project / "notebooks")  # a subfolder: the nearest parent with _toc.yml is the project
+    assert main(["readme"]) == 0
+    assert "QD beats Rand on dark-skinned faces" in (project / "README.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    assert main(["readme"]) == 1
+    assert "pass --root" in capsys.readouterr().err

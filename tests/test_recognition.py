@@ -303,7 +303,7 @@ def test_notebook_smoke_run(tmp_path, data_root):
     # training here (tests/test_recognition_learning.py checks learning); this pins the evaluation.
     assert lfw["pixels"] == pytest.approx(0.654, abs=0.003)
     assert lfw.drop("pixels").between(0.60, 0.75).all(), lfw
-    assert {c["claim"] for c in recorded.meta["claims"]} and recorded.meta["profile"] == "smoke"
+    assert {c.claim for c in recorded.meta["claims"]} and recorded.meta["profile"] == "smoke"
 
 
 # --- experiment helpers ----------------------------------------------------------------------
@@ -330,6 +330,6 @@ def test_synthetic_sets_say_which_notebook_to_run(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="notebook"):
         ex.synthetic_sets()
     (tmp_path / "qd").mkdir(), (tmp_path / "rand").mkdir()
-    record("faces", pd.DataFrame({"x": [1]}), datasets={"QD": str(tmp_path / "qd"), "Rand": str(tmp_path / "rand")})
+    record("faces", pd.DataFrame({"x": [1]}), profile="smoke", backends={}, seconds={}, claims=[], datasets={"QD": str(tmp_path / "qd"), "Rand": str(tmp_path / "rand")})
     assert ex.synthetic_sets() == {"QD": tmp_path / "qd", "Rand": tmp_path / "rand"}
     assert ex.synthetic_sets(rand_dir=str(tmp_path / "qd"))["Rand"] == tmp_path / "qd"

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from qdgs.params import PROFILES, Param, ParameterError, by_profile, check_profile, resolve
+from qdgs.results import CHAPTERS, chapter
 
 __all__ = ["ChapterSpec", "SPECS", "PAPER_BIASES", "spec", "spec_for_notebook", "chapter_parameters",
            "parameters_cell"]
@@ -30,13 +31,17 @@ FACE_SCORERS = ("offline-clip", "openai-clip")
 
 @dataclass(frozen=True)
 class ChapterSpec:
-    """The parameters of one chapter's notebook and the profiles it has a version for."""
+    """The parameters of one chapter's notebook (:data:`qdgs.results.CHAPTERS`) and the profiles it has a version for."""
 
     chapter: str
-    notebook: str
     params: tuple[Param, ...]
     profiles: tuple[str, ...] = PROFILES
     missing_profile_hint: str = ""
+
+    @property
+    def notebook(self) -> str:
+        """The chapter's notebook stem, e.g. ``01_shapes_debiasing``."""
+        return chapter(self.chapter).stem
 
     def resolve(self, profile: str, **given: Any) -> SimpleNamespace:
         """Validate ``given`` and fill the values left at ``None`` from ``profile``."""
@@ -47,7 +52,7 @@ class ChapterSpec:
         return resolve(list(self.params), profile, **given)
 
 
-SHAPES = ChapterSpec("shapes", "01_shapes_debiasing", (
+SHAPES = ChapterSpec("shapes", (
     Param("seed", int, 0, low=0, help="seeds model training, search and sampling"),
     Param("image_size", int, by_profile(64, 64, 128), choices=(32, 64, 128), help="side of generated images"),
     Param("vae_steps", int, by_profile(300, 1500, 6000), low=1, help="VAE training steps"),
@@ -76,7 +81,7 @@ SHAPES = ChapterSpec("shapes", "01_shapes_debiasing", (
     Param("oracle_epochs", int, by_profile(2, 20, 20), low=1, help="epochs of the audit's oracle shape classifier"),
 ))
 
-FACES = ChapterSpec("faces", "02_face_synthesis", (
+FACES = ChapterSpec("faces", (
     Param("generator", str, by_profile("dcgan", "dcgan", "stylegan2"), choices=FACE_GENERATORS,
           help="face generator backend"),
     Param("scorer", str, by_profile("offline-clip", "offline-clip", "openai-clip"), choices=FACE_SCORERS,
@@ -101,7 +106,7 @@ FACES = ChapterSpec("faces", "02_face_synthesis", (
     Param("seed", int, 0, low=0, help="seeds training, search and sampling"),
 ))
 
-RECOGNITION = ChapterSpec("recognition", "03_face_recognition", (
+RECOGNITION = ChapterSpec("recognition", (
     Param("qd_dir", str, "", help="QD dataset directory, empty for the one notebook 02 recorded"),
     Param("rand_dir", str, "", help="Rand dataset directory, empty for the one notebook 02 recorded"),
     Param("real_dir", str, "", help="optional real identity set (image folder or InsightFace train.rec) "
@@ -129,13 +134,13 @@ RECOGNITION = ChapterSpec("recognition", "03_face_recognition", (
           help="mean-centre embeddings (fold-respecting) before cosine; off for the paper's protocol"),
 ))
 
-PERFORMANCE = ChapterSpec("performance", "04_performance", (
+PERFORMANCE = ChapterSpec("performance", (
     Param("rounds", int, by_profile(3, 15, 30), low=1, help="timed calls per Jacobian method, interleaved"),
     Param("breakdown_iterations", int, by_profile(5, 40, 100), low=1, help="search iterations timed part by part"),
     Param("run_faults", bool, True, help="run the fault matrix"),
 ))
 
-TOUR = ChapterSpec("tour", "00_method_tour", (
+TOUR = ChapterSpec("tour", (
     Param("iterations", int, by_profile(100, 400, 400), low=1, help="QDGS iterations"),
     Param("archive_cells", int, 15, low=2, high=100, help="archive cells per measure"),
     Param("seed", int, 0, low=0, help="seeds the search and the random samples"),
@@ -156,7 +161,7 @@ def spec(chapter: str) -> ChapterSpec:
 
 def spec_for_notebook(stem: str) -> ChapterSpec | None:
     """The spec of the notebook named ``stem`` (e.g. ``01_shapes_debiasing``), None if it has none."""
-    return next((s for s in SPECS.values() if s.notebook == stem), None)
+    return next((SPECS[c.name] for c in CHAPTERS if c.stem == stem), None)
 
 
 def chapter_parameters(chapter: str, namespace: Mapping[str, Any]) -> SimpleNamespace:
