@@ -7,6 +7,7 @@ import torch
 from qdgs import shapes
 from qdgs.generators.shapes_vae import ShapesVAE, load_vae, save_vae, train_vae, vae_config
 from qdgs.scoring import prompt_values, remap_objective
+from qdgs.shapes import scorer as scorer_module
 from toys import ToyScorer
 
 
@@ -137,3 +138,19 @@ def test_vae_recipe_missing_a_field_is_named():
     with pytest.raises(ValueError, match="beta"):
         train_vae(ShapesVAE(internal_size=16, width=16), 1, 0, {"n_images": 4, "batch_size": 2, "lr": 1e-3,
                                                                 "colour_weight": 1.0, "shape_weight": 1.0})
+
+
+def test_scorer_training_recipe_is_in_its_cache_key(monkeypatch, tmp_path):
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
+    shipped = scorer_module.load_config(shapes.SCORER_CONFIG)
+    recipe = {**shipped, "train": {**shipped["train"], "batch_size": 8}}
+    monkeypatch.setattr(scorer_module, "load_config", lambda name: recipe)
+    calls = []
+    real = scorer_module.train_clip
+    monkeypatch.setattr(scorer_module, "train_clip", lambda *a, **k: calls.append(k["lr"]) or real(*a, **k))
+    vae = ShapesVAE(internal_size=16, output_size=32, width=16)
+    for _ in range(2):
+        shapes.cached_scorer(vae, steps=1, seed=0, size=32, progress_bar=False)
+    recipe = {**recipe, "train": {**recipe["train"], "lr": 1e-4}}
+    shapes.cached_scorer(vae, steps=1, seed=0, size=32, progress_bar=False)
+    assert calls == [shipped["train"]["lr"], 1e-4]  # built once, rebuilt for the new recipe only

@@ -40,7 +40,7 @@ from qdgs.shapes.render import (
     splatters,
 )
 from qdgs.shapes.scorer import SCORER_CONFIG, cached_scorer, calibrate_ranges, prompt_scores, zero_shot
-from qdgs.shapes.synthetic import content_hash, synthetic_set, write_synthetic
+from qdgs.shapes.synthetic import synthetic_set, write_synthetic
 
 __all__ = [
     "BLUE",
@@ -69,7 +69,6 @@ __all__ = [
     "cached_scorer",
     "calibrate_ranges",
     "calibrate_zero",
-    "content_hash",
     "group_accuracies",
     "label_agreement",
     "label_by_measure",

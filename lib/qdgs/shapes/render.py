@@ -61,11 +61,8 @@ class ShapeSet:
         """(N, 3, S, S) float images in [0, 1]."""
         return self.images.float() / 255
 
-    def group(self) -> np.ndarray:
-        """(N,) group index ``2 · colour + shape`` (red-triangle 0, red-square 1, blue-triangle 2, blue-square 3)."""
-        return 2 * self.colour + self.shape
 
-
+#: The four colour × shape groups; group ``g`` is colour ``g // 2``, shape ``g % 2``.
 GROUP_NAMES = tuple(f"{c} {s}" for c in COLOUR_NAMES for s in SHAPE_NAMES)
 
 

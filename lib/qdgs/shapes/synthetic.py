@@ -43,7 +43,7 @@ def synthetic_set(generator: nn.Module, latents: np.ndarray, m2: np.ndarray, zer
     return images, labels[keep], keep
 
 
-def content_hash(*arrays: np.ndarray | torch.Tensor) -> str:
+def _content_hash(*arrays: np.ndarray | torch.Tensor) -> str:
     """A short hash of arrays' dtypes, shapes and bytes: the identity of a set made of them."""
     h = hashlib.sha256()
     for a in arrays:
@@ -80,5 +80,5 @@ def write_synthetic(name: str, images: torch.Tensor, labels: np.ndarray, latents
         write_image_folder(tmp, images, labels, class_names=SHAPE_NAMES, columns=columns, datasheet=sheet)
 
     key = {"name": name, "note": note, "n": len(labels),
-           "content": content_hash(images, labels, latents, objective, measures)}
+           "content": _content_hash(images, labels, latents, objective, measures)}
     return artifact(f"shapes-synthetic-{name}", key, build)
