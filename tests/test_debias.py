@@ -1,86 +1,130 @@
-"""The debiasing metric, label rule, colour audit and classifier."""
+"""The debiasing metric, label rule, audit, classifier, synthetic sets and the experiment's cache keys."""
+
+import shutil
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from qdgs import debias, shapes
+from qdgs import shapes
+from qdgs.datasets import ImageFolderDataset
+from qdgs.generators.shapes_vae import ShapesVAE
+from qdgs.shapes import debias
+
+TINY = shapes.Protocol(size=16, n_biased=32, pretrain_epochs=1, finetune_epochs=1, n_test=16)
+
+
+class MeanOracle(nn.Module):
+    """A hand-made oracle: 'square' exactly when an image's mean is above one half."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.mean(dim=(1, 2, 3)) - 0.5
 
 
 def test_group_accuracies_on_hand_made_predictions():
     shape = np.array([0, 0, 1, 1, 0, 0, 1, 1])
     colour = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     pred = np.array([0, 0, 0, 1, 1, 1, 1, 1])  # a colour-ish classifier: blue → square
-    acc = debias.group_accuracies(pred, shape, colour)
+    acc = shapes.group_accuracies(pred, shape, colour)
     assert acc["red triangle"] == 1.0 and acc["red square"] == 0.5
     assert acc["blue triangle"] == 0.0 and acc["blue square"] == 1.0
     assert acc["mean"] == pytest.approx(0.625) and acc["worst"] == 0.0
 
 
 def test_group_accuracies_skip_absent_groups():
-    acc = debias.group_accuracies(np.array([0, 1]), np.array([0, 1]), np.array([0, 0]))
+    acc = shapes.group_accuracies(np.array([0, 1]), np.array([0, 1]), np.array([0, 0]))
     assert np.isnan(acc["blue triangle"]) and acc["mean"] == 1.0
 
 
 def test_label_by_measure_follows_the_paper_rule():
     m2 = np.array([-0.5, -0.011, -0.005, 0.0, 0.3])
-    assert debias.label_by_measure(m2).tolist() == [0, 0, -1, 1, 1]
-    assert debias.label_by_measure(m2 + 0.1, zero=0.1).tolist() == [0, 0, -1, 1, 1]
+    assert shapes.label_by_measure(m2).tolist() == [0, 0, -1, 1, 1]
+    assert shapes.label_by_measure(m2 + 0.1, zero=0.1).tolist() == [0, 0, -1, 1, 1]
 
 
 def test_calibrate_zero_finds_the_split():
     m2 = np.array([0.1, 0.2, 0.3, 0.5, 0.6, 0.7])
     shape = np.array([0, 0, 0, 1, 1, 1])
-    assert debias.calibrate_zero(m2, shape) == pytest.approx(0.4)
+    assert shapes.calibrate_zero(m2, shape) == pytest.approx(0.4)
 
 
 def test_pixel_colour_tells_red_blue_and_purple():
     s = shapes.render(np.array([0, 1]), np.array([0, 1]), seed=0, size=32)
     purple = torch.full((1, 3, 32, 32), 255, dtype=torch.uint8)
     purple[:, :, 8:24, 8:24] = torch.tensor([123, 82, 163], dtype=torch.uint8)[:, None, None]
-    assert debias.pixel_colour(torch.cat([s.images, purple])).tolist() == [0, 1, -1]
+    assert shapes.pixel_colour(torch.cat([s.images, purple])).tolist() == [0, 1, -1]
 
 
-def test_classifier_learns_a_trivial_task_and_audit_counts():
+def test_label_agreement_with_the_oracle_on_hand_made_labels():
+    dark, light = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)  # the oracle says triangle, square
+    images = torch.cat([dark, dark, light, light, light])
+    assert shapes.label_agreement(MeanOracle(), images, np.array([0, 1, 1, 1, 0])) == pytest.approx(3 / 5)
+    assert shapes.label_agreement(MeanOracle(), (images * 255).to(torch.uint8), np.array([0, 0, 1, 1, 1])) == 1.0
+    assert np.isnan(shapes.label_agreement(MeanOracle(), images[:0], np.array([], dtype=int)))
+    with pytest.raises(ValueError, match="5 images but 2 labels"):
+        shapes.label_agreement(MeanOracle(), images, np.array([0, 1]))
+
+
+def test_audit_counts_pixel_colour_against_oracle_shape():
+    s = shapes.render(np.array([0, 1, 1]), np.array([0, 1, 1]), seed=0, size=32)  # red, blue, blue
+    table = shapes.audit(s.images, MeanOracle())  # mostly white images: the mean oracle says square
+    assert table.loc["red", "square"] == 1 and table.loc["blue", "square"] == 2
+    assert table.to_numpy().sum() == 3 and table.loc["neither"].sum() == 0
+
+
+def test_classifier_learns_a_trivial_task():
     data = shapes.balanced_set(64, seed=0, size=16)
-    model = debias.ShapeClassifier(16)
-    x = data.floats()
-    labels = data.colour  # colour is trivially learnable
-    debias.train_classifier(model, x, labels, epochs=15, seed=0, batch_size=32)
-    assert np.mean(debias.predict(model, x) == labels) > 0.9
-    table = debias.audit(x, model)
-    assert table.to_numpy().sum() == 64 and list(table.columns) == ["triangle", "square"]
+    model = shapes.ShapeClassifier(16)
+    x, labels = data.floats(), data.colour  # colour is trivially learnable
+    shapes.train_classifier(model, x, labels, epochs=15, generator=torch.Generator().manual_seed(0), batch_size=32)
+    assert np.mean(shapes.predict(model, x) == labels) > 0.9
 
 
 def test_synthetic_set_drops_the_gap():
-    from qdgs.generators.shapes_vae import ShapesVAE
-
     vae = ShapesVAE(internal_size=16, output_size=16)
-    images, labels, keep = debias.synthetic_set(vae, np.zeros((3, 6)), np.array([-1.0, -0.005, 1.0]), 0.0, 0.01)
+    images, labels, keep = shapes.synthetic_set(vae, np.zeros((3, 6)), np.array([-1.0, -0.005, 1.0]), 0.0, 0.01)
     assert images.shape == (2, 3, 16, 16) and labels.tolist() == [0, 1] and keep.tolist() == [True, False, True]
 
 
-def test_run_debiasing_gives_every_condition(monkeypatch):
-    syn = shapes.balanced_set(16, seed=1, size=16)
-    res = debias.run_debiasing({"+ QDGS": (syn.floats(), syn.shape)}, [0.9], [0],
-                               debias.Protocol(size=16, n_biased=32, pretrain_epochs=1, finetune_epochs=1, n_test=16),
-                               progress_bar=False)
-    assert res.condition.tolist() == ["biased only", "+ QDGS", "+ balanced real"]
-    summary = debias.summarise(res)
-    assert {"mean_acc", "worst_acc", "seeds"} <= set(summary.columns)
+def _write(labels, name="qdgs"):
+    n = len(labels)
+    images = torch.linspace(0, 1, n * 3 * 8 * 8).reshape(n, 3, 8, 8)
+    return shapes.write_synthetic(name, images, np.asarray(labels), np.zeros((n, 6)), np.zeros(n), np.zeros((n, 2)))
 
 
-def test_debiasing_is_cached_by_its_inputs_and_same_seed_same_oracle(monkeypatch, tmp_path):
+def test_synthetic_set_is_keyed_by_its_content_only(monkeypatch, tmp_path):
     monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
+    first = _write([0, 1, 1, 0])
+    assert _write([0, 1, 1, 0]) == first  # nothing but the content decides the set (no run parameters)
+    assert _write([0, 1, 1, 1]) != first
+    assert ImageFolderDataset(first).labels.tolist() == [0, 1, 1, 0]
+
+
+def test_run_debiasing_gives_every_condition_on_one_test_set():
     syn = shapes.balanced_set(16, seed=1, size=16)
-    protocol = debias.Protocol(size=16, n_biased=32, pretrain_epochs=1, finetune_epochs=1, n_test=16)
+    res = shapes.run_debiasing({"+ QDGS": (syn.floats(), syn.shape)}, [0.9, 0.8], [0, 1], TINY, progress_bar=False)
+    assert len(res) == 2 * 2 * 3
+    assert res.condition.tolist()[:3] == ["biased only", "+ QDGS", "+ balanced real"]
+    assert res.groupby("condition").n_finetune.first().to_dict() == {"biased only": 0, "+ QDGS": 16, "+ balanced real": 16}
+    assert res[list(shapes.GROUP_NAMES)].stack().between(0, 1).all()
+    summary = shapes.summarise(res)
+    assert len(summary) == 2 * 3 and (summary.seeds == 2).all()
+
+
+def test_debiasing_is_cached_by_the_sets_content_not_their_location(monkeypatch, tmp_path):
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path / "cache"))
     calls = []
     real = debias.run_debiasing
-    monkeypatch.setattr(debias, "run_debiasing", lambda *a, **k: calls.append(1) or real(*a, **k))
-    args = ({"+ QDGS": (syn.floats(), syn.shape)}, [0.9], [0], protocol)
-    first = debias.cached_debiasing(*args, key={"qdgs": "set-a"}, progress_bar=False)
-    again = debias.cached_debiasing(*args, key={"qdgs": "set-a"}, progress_bar=False)
-    other = debias.cached_debiasing(*args, key={"qdgs": "set-b"}, progress_bar=False)
-    assert len(calls) == 2 and first.equals(again) and len(other) == len(first)
-    a, b = (debias.train_oracle(32, 16, 1, seed=3) for _ in range(2))
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    monkeypatch.setattr(debias, "run_debiasing", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    qd_dir = _write([0, 1, 1, 0])
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(qd_dir, moved)
+    first = shapes.cached_debiasing({"+ QDGS": qd_dir}, [0.9], [0], TINY, progress_bar=False)
+    again = shapes.cached_debiasing({"+ QDGS": moved}, [0.9], [0], TINY, progress_bar=False)
+    assert len(calls) == 1 and first.equals(again)
+    (moved / "metadata.csv").write_text((moved / "metadata.csv").read_text().replace(",1,", ",0,", 1))
+    shapes.cached_debiasing({"+ QDGS": moved}, [0.9], [0], TINY, progress_bar=False)
+    assert len(calls) == 2  # a changed label is a changed set
+    images, labels = calls[0]["+ QDGS"]
+    assert images.shape == (4, 3, 8, 8) and labels.tolist() == [0, 1, 1, 0]  # what is fine-tuned on is what was written

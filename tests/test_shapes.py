@@ -1,11 +1,14 @@
-"""Shapes renderer, biased sets, captions and the polygon-decoder VAE."""
+"""Shapes renderer, captions, the scorer's prompt scores and the polygon-decoder VAE."""
 
 import numpy as np
 import pytest
 import torch
 
 from qdgs import shapes
-from qdgs.generators.shapes_vae import ShapesVAE, load_vae, save_vae, train_vae
+from qdgs.generators.shapes_vae import ShapesVAE, load_vae, save_vae, train_vae, vae_config
+from qdgs.scoring import prompt_values, remap_objective
+from qdgs.shapes import scorer as scorer_module
+from toys import ToyScorer
 
 
 @pytest.mark.parametrize("bias", [0.98, 0.9, 0.8, 0.5])
@@ -40,26 +43,46 @@ def test_render_draws_the_right_colour_and_size_on_white():
     assert 0.5 * 1296 * 0.95 < sq < 2 * 1296 * 1.05
 
 
-def test_render_is_deterministic_by_seed():
+def test_renders_are_a_function_of_the_seed_only():
     a = shapes.balanced_set(8, seed=5, size=32)
+    torch.randn(100), np.random.rand(100)  # global noise must not matter
     b = shapes.balanced_set(8, seed=5, size=32)
-    assert torch.equal(a.images, b.images)
+    c = shapes.balanced_set(8, seed=6, size=32)
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
 
 
-def test_positives_mark_the_paper_prompts():
+def test_positives_mark_the_paper_prompts_and_grade_overlays():
     vocab = shapes.vocabulary()
-    pos = shapes.positives(np.array([0, 1, -1]), np.array([0, 1, 0]), vocab)
+    pos = shapes.positives(np.array([0, 1, -1, 0.5]), np.array([0, 1, 0, 0.25]), vocab)
     i = vocab.index
-    assert pos[0, i("A triangle with 3 edges.")] and pos[0, i("A red shape.")] and not pos[0, i("A blue shape.")]
-    assert pos[1, i("A square or diamond with 4 edges.")] and pos[1, i("A regular square or a triangle.")]
-    assert pos[2, i("Splatters of colors.")] and not pos[2, i("A regular square or a triangle.")]
+    assert pos[0, i("A triangle with 3 edges.")] == 1 and pos[0, i("A red shape.")] == 1 and pos[0, i("A blue shape.")] == 0
+    assert pos[1, i("A square or diamond with 4 edges.")] == 1 and pos[1, i("A regular square or a triangle.")] == 1
+    assert pos[2, i("Splatters of colors.")] == 1 and pos[2].sum() == 2  # the two splatter captions only
+    assert pos[3, i("A square.")] == 0.5 and pos[3, i("A blue shape.")] == 0.25
+    assert pos[3, i("A blue square.")] == pytest.approx(0.125)
 
 
-def test_caption_sampler_batches():
-    sampler = shapes.ShapeCaptionSampler(32, splatter_fraction=0.25)
+def test_caption_sampler_mixes_renders_generated_samples_and_splatters():
+    def generated(n, seed):  # half-square overlays in a half-way colour
+        return torch.full((n, 3, 32, 32), 0.5), np.full(n, 0.5), np.full(n, 0.5)
+
+    sampler = shapes.ShapeCaptionSampler(32, splatter_fraction=0.25, generated=generated, generated_fraction=0.5)
     images, pos = sampler(np.random.default_rng(0), 8)
+    i = sampler.vocabulary.index
     assert images.shape == (8, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
-    assert pos.shape == (8, len(sampler.vocabulary)) and pos.any(dim=1).all()
+    rendered, gen, splat = pos[:3], pos[3:6], pos[6:]
+    assert set(rendered[:, i("A triangle.")].tolist()) <= {0.0, 1.0}
+    assert (rendered[:, i("A triangle.")] + rendered[:, i("A square.")] == 1).all()
+    assert (gen[:, i("A square.")] == 0.5).all() and (gen[:, i("A red shape.")] == 0.5).all()
+    assert (splat[:, i("Splatters of colors.")] == 1).all() and (splat[:, i("A triangle.")] == 0).all()
+
+
+def test_prompt_scores_are_prompt_values_with_the_objective_remapped():
+    scorer, images = ToyScorer(seed=1), torch.rand(5, 3, 16, 16)
+    values = prompt_values(scorer, images, (shapes.OBJECTIVE_PROMPTS, *shapes.MEASURE_PROMPTS))
+    scores = shapes.prompt_scores(scorer, images)
+    assert scores[:, 0] == pytest.approx(remap_objective(values[:, 0]))
+    assert scores[:, 1:] == pytest.approx(values[:, 1:])
 
 
 def test_vae_generator_interface_and_gradients(tmp_path):
@@ -86,6 +109,19 @@ def test_vae_square_weight_draws_a_square():
     assert fill > 0.9  # an axis-aligned square fills its box; a disc fills π/4 ≈ 0.785
 
 
+def test_decoder_samples_report_what_the_decoder_drew():
+    vae = ShapesVAE(internal_size=16, output_size=16, width=16)
+    with torch.no_grad():  # square branch, pure blue
+        vae.decoder[-1].weight.zero_()
+        blue = torch.logit(torch.tensor(shapes.BLUE) / 255)
+        vae.decoder[-1].bias.copy_(torch.cat([torch.tensor([20.0, 1, 0, 1, 0, 0, 0, 0]), blue]))
+    images, weight, blue = vae.decoder_samples(4, seed=0, size=16)
+    assert images.shape == (4, 3, 16, 16)
+    assert weight == pytest.approx(1.0, abs=1e-6) and blue == pytest.approx(1.0, abs=1e-4)
+    again, _, _ = vae.decoder_samples(4, seed=0, size=16)
+    assert torch.equal(images, again)
+
+
 def test_vae_loads_missing_file_with_advice(tmp_path):
     with pytest.raises(FileNotFoundError, match="train_vae"):
         load_vae(tmp_path / "absent.pt")
@@ -93,5 +129,28 @@ def test_vae_loads_missing_file_with_advice(tmp_path):
 
 def test_vae_training_lowers_the_loss():
     vae = ShapesVAE(internal_size=16, output_size=16, width=16)
-    info = train_vae(vae, n_images=64, steps=30, batch_size=16, progress_bar=False)
+    recipe = {**vae_config()["train"], "n_images": 64, "batch_size": 16}
+    info = train_vae(vae, steps=30, seed=0, recipe=recipe, progress_bar=False)
     assert np.mean(info["losses"][-5:]) < np.mean(info["losses"][:5])
+
+
+def test_vae_recipe_missing_a_field_is_named():
+    with pytest.raises(ValueError, match="beta"):
+        train_vae(ShapesVAE(internal_size=16, width=16), 1, 0, {"n_images": 4, "batch_size": 2, "lr": 1e-3,
+                                                                "colour_weight": 1.0, "shape_weight": 1.0})
+
+
+def test_scorer_training_recipe_is_in_its_cache_key(monkeypatch, tmp_path):
+    monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
+    shipped = scorer_module.load_config(shapes.SCORER_CONFIG)
+    recipe = {**shipped, "train": {**shipped["train"], "batch_size": 8}}
+    monkeypatch.setattr(scorer_module, "load_config", lambda name: recipe)
+    calls = []
+    real = scorer_module.train_clip
+    monkeypatch.setattr(scorer_module, "train_clip", lambda *a, **k: calls.append(k["lr"]) or real(*a, **k))
+    vae = ShapesVAE(internal_size=16, output_size=32, width=16)
+    for _ in range(2):
+        shapes.cached_scorer(vae, steps=1, seed=0, size=32, progress_bar=False)
+    recipe = {**recipe, "train": {**recipe["train"], "lr": 1e-4}}
+    shapes.cached_scorer(vae, steps=1, seed=0, size=32, progress_bar=False)
+    assert calls == [shipped["train"]["lr"], 1e-4]  # built once, rebuilt for the new recipe only

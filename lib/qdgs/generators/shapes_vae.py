@@ -12,26 +12,41 @@ mask as a Bernoulli likelihood and the colour as a Gaussian one.
 Resolution: the encoder reads, and training compares masks at, ``internal_size`` (32 px on a CPU);
 the analytic decoder draws at any size, so :meth:`ShapesVAE.forward` returns ``output_size``
 images directly, with 1 px soft edges.
+
+The architecture and the training recipe are one JSON config (``configs/shapes_vae.json``), so the
+cached VAE's key is the config: a changed recipe retrains it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qdgs import shapes
+from qdgs.cache import artifact
 from qdgs.progress import progress
+from qdgs.scoring import BoundedLatent
+from qdgs.seeds import derive, numpy_rng, seeded_init, torch_generator
+from qdgs.shapes.render import CANVAS, COLOURS, SQUARE_SIDE, TRIANGLE_BASE, balanced_set, blueness
 
 LATENT_DIM = 6
+CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "shapes_vae.json"
+
+
+def vae_config() -> dict:
+    """The shipped architecture (``architecture``) and training recipe (``train``) of the shapes VAE."""
+    return json.loads(CONFIG_PATH.read_text())
 
 
 def _levels(size: int) -> int:
-    levels = int(round(math.log2(size / 4)))
+    levels = round(math.log2(size / 4))
     if 4 * 2**levels != size:
         raise ValueError(f"internal_size must be 4·2^k (16, 32, 64, 128), got {size}")
     return levels
@@ -97,10 +112,10 @@ class ShapesVAE(nn.Module):
         weight = torch.sigmoid(out[:, 0])
         zoom = torch.exp(0.35 * torch.tanh(out[:, 5]))  # linear zoom in [0.70, 1.42] = sqrt(0.5 … 2)
         centre = size / 2 + 0.5 * size * torch.tanh(out[:, 6:8])
-        unit = size / shapes.CANVAS
+        unit = size / CANVAS
         masks = []
-        for k, (order, radius, phase) in enumerate(((3, shapes.TRIANGLE_BASE / np.sqrt(3), 90.0),
-                                                    (4, shapes.SQUARE_SIDE / np.sqrt(2), 45.0))):
+        for k, (order, radius, phase) in enumerate(((3, TRIANGLE_BASE / np.sqrt(3), 90.0),
+                                                    (4, SQUARE_SIDE / np.sqrt(2), 45.0))):
             rot = out[:, 1 + 2 * k: 3 + 2 * k]
             angle = torch.atan2(rot[:, 1], rot[:, 0] + 1e-6) / order
             masks.append(_polygon_mask(order, radius * unit * zoom, angle + np.deg2rad(phase), centre, size,
@@ -123,6 +138,25 @@ class ShapesVAE(nn.Module):
         """(n, D) draws from the prior N(0, I)."""
         return torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
 
+    @torch.no_grad()
+    def decoder_samples(self, n: int, seed: int, size: int, latent_bound: float = 3.0,
+                        spread: float = 1.5) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """``n`` samples from where the search may go, with what the decoder drew.
+
+        Latents are drawn wider than the prior (``spread``) and bounded as the search bounds them
+        (:class:`qdgs.scoring.BoundedLatent`). The decoder states what it draws: a square weight
+        (0 a triangle, 1 a square, between an overlay of both) and an RGB colour, read as its place
+        between red (0) and blue (1). These are the scorer's graded training captions.
+
+        Returns:
+            images (n, 3, size, size) in [0, 1], square weight (n,) and blueness (n,), both in [0, 1].
+        """
+        z = spread * torch.randn(n, self.latent_dim, generator=torch_generator(seed, "decoder-samples"))
+        if latent_bound > 0:
+            z = BoundedLatent(self, latent_bound).squash(z)
+        masks, weight, rgb = self.decode_shapes(z, size)
+        return self.compose(self.blend(masks, weight), rgb), weight.numpy(), blueness(rgb.numpy())
+
 
 def _polygon_mask(order: int, radius: torch.Tensor, angle: torch.Tensor, centre: torch.Tensor, size: int,
                   edge: float) -> torch.Tensor:
@@ -140,10 +174,9 @@ def _polygon_mask(order: int, radius: torch.Tensor, angle: torch.Tensor, centre:
     return inside.exp()
 
 
-def train_vae(vae: ShapesVAE, n_images: int, steps: int, seed: int = 0, batch_size: int = 64, lr: float = 2e-3,
-              beta: float = 0.2, colour_weight: float = 500.0, shape_weight: float = 100.0,
+def train_vae(vae: ShapesVAE, steps: int, seed: int, recipe: Mapping[str, float],
               progress_bar: bool = True) -> dict:
-    """Train ``vae`` in place on ``n_images`` balanced rendered shapes; return losses and seconds.
+    """Train ``vae`` in place on balanced rendered shapes; return losses and seconds.
 
     The loss per image is the summed binary cross-entropy of the decoded mask against the
     render's exact mask + ``colour_weight`` × colour MSE + ``beta`` × KL, plus ``shape_weight`` ×
@@ -152,28 +185,39 @@ def train_vae(vae: ShapesVAE, n_images: int, steps: int, seed: int = 0, batch_si
     branch, multiplied by a near-zero weight, never learns. The renders are labelled anyway (the
     renderer knows what it drew), so this is a semi-supervised VAE; its prior still decodes a mix
     of shapes, colours and in-between images, which is what random sampling is compared on.
+
+    Args:
+        steps: optimiser steps.
+        seed: the renders, batches and reparameterisation noise are its named streams
+            (``"shapes-vae"``); the global RNG is neither read nor changed.
+        recipe: ``n_images``, ``batch_size``, ``lr``, ``beta``, ``colour_weight``, ``shape_weight``
+            (the ``train`` section of :func:`vae_config`).
     """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    data = shapes.balanced_set(n_images, seed, vae.internal_size)
+    missing = {"n_images", "batch_size", "lr", "beta", "colour_weight", "shape_weight"} - set(recipe)
+    if missing:
+        raise ValueError(f"the VAE training recipe lacks {sorted(missing)}; see {CONFIG_PATH}")
+    n_images, batch_size = int(recipe["n_images"]), int(recipe["batch_size"])
+    rng = numpy_rng(seed, "shapes-vae", "batches")
+    noise = torch_generator(seed, "shapes-vae", "noise")
+    data = balanced_set(n_images, derive(seed, "shapes-vae", "data"), vae.internal_size)
     images, masks = data.floats(), data.masks[:, None]
     labels = torch.from_numpy(data.shape).float()
-    colours = torch.tensor(shapes.COLOURS, dtype=torch.float32)[torch.from_numpy(data.colour)] / 255
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    colours = torch.tensor(COLOURS, dtype=torch.float32)[torch.from_numpy(data.colour)] / 255
+    opt = torch.optim.Adam(vae.parameters(), lr=recipe["lr"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe["lr"], total_steps=steps, pct_start=0.1)
     losses, t0 = [], time.perf_counter()
     vae.train()
     for _ in progress(range(steps), enabled=progress_bar, desc="training shapes VAE"):
         idx = torch.from_numpy(rng.integers(0, n_images, batch_size))
         mu, logvar = vae.encode(images[idx])
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        z = mu + torch.randn(mu.shape, generator=noise) * (0.5 * logvar).exp()
         both, weight, colour = vae.decode_shapes(z, vae.internal_size)
-        mask = (1 - weight)[:, None, None] * both[:, 0] + weight[:, None, None] * both[:, 1]
+        mask = vae.blend(both, weight)[:, 0]
         rec = F.binary_cross_entropy(mask.clamp(1e-5, 1 - 1e-5), masks[idx, 0], reduction="sum") / batch_size
-        rec = rec + shape_weight * F.binary_cross_entropy(weight.clamp(1e-6, 1 - 1e-6), labels[idx])
+        rec = rec + recipe["shape_weight"] * F.binary_cross_entropy(weight.clamp(1e-6, 1 - 1e-6), labels[idx])
         col = F.mse_loss(colour, colours[idx], reduction="sum") / batch_size
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / batch_size
-        loss = rec + colour_weight * col + beta * kl
+        loss = rec + recipe["colour_weight"] * col + recipe["beta"] * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -197,26 +241,38 @@ def load_vae(path) -> ShapesVAE:
     except FileNotFoundError:
         raise FileNotFoundError(f"no shapes VAE at {path}: train one with qdgs.generators.shapes_vae.train_vae "
                                 "(the shapes notebook does it and caches it)") from None
-    vae = ShapesVAE(**saved["config"])
-    vae.load_state_dict(saved["state_dict"])
+    with torch.device("meta"):  # no initialisation: it would draw from (and move) the global RNG
+        vae = ShapesVAE(**saved["config"])
+    vae.load_state_dict(saved["state_dict"], assign=True)
     return vae.eval()
 
 
-def cached_vae(steps: int, seed: int, internal_size: int = 32, output_size: int = 64, n_images: int = 6000,
+def cached_vae(steps: int, seed: int, output_size: int = 64, config: Mapping | None = None,
                progress_bar: bool = True) -> tuple[ShapesVAE, float]:
-    """Train (or load from the artifact cache) the shapes VAE; return it and its training seconds."""
-    from qdgs.cache import artifact
+    """Train (or load from the artifact cache) the shapes VAE; return it and its training seconds.
 
-    settings = {"steps": steps, "seed": seed, "internal_size": internal_size, "n_images": n_images,
-                "latent_dim": LATENT_DIM}
+    The initialisation is the stream ``("shapes-vae", "init")`` of ``seed`` (:func:`qdgs.seeds.seeded_init`),
+    so a VAE trained afresh equals the cached one whatever ran before, and building it leaves the
+    global RNG as it found it.
 
-    def build(tmp) -> None:
-        vae = ShapesVAE(internal_size=internal_size, output_size=output_size)
-        info = train_vae(vae, n_images, steps, seed=seed, progress_bar=progress_bar)
+    Args:
+        steps: training steps.
+        seed: seeds the initialisation and training.
+        output_size: side of the images :meth:`ShapesVAE.forward` returns (not in the key: the
+            analytic decoder draws at any size).
+        config: architecture and recipe (default: :func:`vae_config`); all of it is the cache key.
+    """
+    config = dict(config or vae_config())
+    settings = {"config": config, "steps": steps, "seed": seed}
+
+    def build(tmp: Path) -> None:
+        with seeded_init(seed, "shapes-vae", "init"):
+            vae = ShapesVAE(**config["architecture"])
+        info = train_vae(vae, steps, seed, config["train"], progress_bar=progress_bar)
         save_vae(vae, tmp / "vae.pt")
         (tmp / "seconds.txt").write_text(f"{info['seconds']:.1f}")
 
     path = artifact("shapes-vae", settings, build)
     vae = load_vae(path / "vae.pt")
-    vae.output_size = output_size  # the analytic decoder draws at any size
+    vae.output_size = output_size
     return vae, float((path / "seconds.txt").read_text())
