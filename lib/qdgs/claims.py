@@ -21,7 +21,7 @@ def debiasing_gains(table: pd.DataFrame, condition: str, baseline: str = "biased
     """Points of mean group accuracy that fine-tuning with ``condition`` adds over ``baseline``, per bias.
 
     Args:
-        table: ``qdgs.debias.summarise`` output: one row per (``bias``, ``condition``) with ``mean_acc``.
+        table: ``qdgs.shapes.summarise`` output: one row per (``bias``, ``condition``) with ``mean_acc``.
     """
     pivot = table.pivot(index="bias", columns="condition", values="mean_acc")
     return (pivot[condition] - pivot[baseline]) * 100

@@ -317,13 +317,17 @@ def search_key(scoring: PromptScoring, config: SearchConfig, extra: dict | None 
     Everything that determines the archive is in it, except the iteration count (a longer run
     resumes a shorter one) and where the search runs (a GPU's rounding differs from a CPU's, but a
     search may move between them). ``extra`` names what the models do not show (e.g. the scorer's
-    training data).
+    training data). The key covers the code too: the search's own, and that of every class the
+    generator, scorer and regularizers are made of (a decoder's drawing code is not in its weights).
     """
+    models = [scoring.generator, scoring.scorer, *scoring.regularizers]
+    code = {__name__} | {type(m).__module__ for model in models
+                         for m in (model.modules() if isinstance(model, nn.Module) else [model])}
     return params_key("search", {
         "config": config.key(), "generator": _identity(scoring.generator), "scorer": _identity(scoring.scorer),
         "prompts": [list(scoring.objective_prompts), [list(p) for p in scoring.measure_prompts]],
         "regularizers": [_identity(r) for r in scoring.regularizers],
-        "jacobian_method": scoring.jacobian_method, **(extra or {})})
+        "jacobian_method": scoring.jacobian_method, **(extra or {})}, code=code)
 
 
 def cached_search(scoring: PromptScoring, config: SearchConfig, extra: dict | None = None,
