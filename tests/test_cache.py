@@ -94,6 +94,8 @@ def test_code_fingerprint_follows_code_and_imports_not_prose(tmp_path, monkeypat
         (pkg / "builder.py").write_text('"""Other prose."""\n# a comment\nfrom fakepkg.helper import SCALE\n\n\n'
                                         'def build():\n    """Changed docstring."""\n    return SCALE\n')
         assert fingerprint() == before  # docstrings, comments and layout are not code
+        (pkg / "__init__.py").write_text("from fakepkg.helper import SCALE as EXPORTED\n")
+        assert fingerprint() == before  # a package's re-exports are not the imported module's code
         (pkg / "helper.py").write_text('"""Doc."""\nSCALE = 3\n')
         assert fingerprint() != before  # a change in an imported module is
     finally:

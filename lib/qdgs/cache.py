@@ -81,7 +81,7 @@ def code_fingerprint(*modules: str) -> str:
         seen.add(name)
         tree = ast.parse(Path(spec.origin).read_text())
         package = name if spec.submodule_search_locations else name.rpartition(".")[0]
-        todo += _qdgs_imports(tree, package)
+        todo += [m for m in _qdgs_imports(tree, package) if _module_spec(m) is not None]
         for node in ast.walk(tree):  # docstrings are prose: drop them
             body = getattr(node, "body", None)
             if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
@@ -103,7 +103,12 @@ _NOT_A_PACKAGE = importlib.machinery.ModuleSpec("", None)
 
 
 def _qdgs_imports(tree: ast.Module, package: str) -> list[str]:
-    """The ``qdgs`` modules (and candidate submodules) a syntax tree imports."""
+    """The ``qdgs`` modules a syntax tree imports.
+
+    ``from qdgs import shapes`` imports the module ``qdgs.shapes``, not the code of ``qdgs``'s own
+    ``__init__`` (whose re-exports change no result); ``from qdgs.cache import artifact`` imports
+    ``qdgs.cache``, since ``artifact`` is no module.
+    """
     names = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -113,7 +118,10 @@ def _qdgs_imports(tree: ast.Module, package: str) -> list[str]:
             if node.level:
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parent + ([base] if base else []))
-            names += [base] + [f"{base}.{a.name}" for a in node.names]
+            if not _ours(base):
+                continue
+            submodules = [f"{base}.{a.name}" for a in node.names if _module_spec(f"{base}.{a.name}") is not None]
+            names += submodules + ([base] if len(submodules) < len(node.names) else [])
     return [n for n in names if _ours(n)]
 
 
