@@ -50,3 +50,12 @@ def test_a_chapter_without_a_paper_version_says_so():
         spec("tour").resolve("paper")
     with pytest.raises(ParameterError, match="unknown chapter 'shape'"):
         spec("shape")
+
+
+def test_a_paper_book_runs_the_tour_on_default_and_says_so(capsys):
+    from qdgs.cli import book_profile
+
+    assert book_profile("notebooks/01_shapes_debiasing", "paper") == "paper"
+    assert book_profile("notebooks/00_method_tour", "paper") == "default"
+    assert "has no 'paper' version: executing it on 'default'" in capsys.readouterr().out
+    assert book_profile("notebooks/00_method_tour", "smoke") == "smoke"

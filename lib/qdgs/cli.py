@@ -210,8 +210,21 @@ def execute_book(profile: str, root: Path, build: Path,
     check_profile(profile)
     stage = stage_book(root, build)
     for chapter in toc_notebooks(root):
-        execute_chapter(chapter, profile, stage, (overrides or {}).get(Path(chapter).name), root)
+        execute_chapter(chapter, book_profile(chapter, profile), stage, (overrides or {}).get(Path(chapter).name), root)
     return stage
+
+
+def book_profile(chapter: str, profile: str) -> str:
+    """The profile a book build on ``profile`` runs ``chapter`` on, saying so when it differs.
+
+    A chapter without a version for ``profile`` (the classroom tour has no paper version) runs on
+    its largest one, and the build prints that, as the chapter's own text and recorded profile do.
+    """
+    spec = spec_for_notebook(Path(chapter).name)
+    if spec is None or profile in spec.profiles:
+        return profile
+    print(f"[qdgs] {chapter} has no '{profile}' version: executing it on '{spec.profiles[-1]}'", flush=True)
+    return spec.profiles[-1]
 
 
 def render_book(stage: Path) -> Path:
