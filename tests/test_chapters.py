@@ -9,7 +9,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-
 from qdgs.cli import parse_value
 from qdgs.profiles import spec_for_notebook
 from qdgs.results import CHAPTERS, RESULTS_CHAPTER
@@ -18,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_CHAPTERS = [c.notebook for c in CHAPTERS] + [RESULTS_CHAPTER]
 MARKDOWN_CHAPTERS = ["book/method", "book/teaching", "book/reproducing"]
 HEADINGS = ["Overview", "Prerequisites", "Summary", "What's next"]
-HEADING = re.compile(r"^## (Overview|Prerequisites|Summary|What's next)\s*$", re.M)
+HEADING = re.compile(r"^## (Overview|Prerequisites|Summary|What's next)\s*$", re.MULTILINE)
 DRAWS = re.compile(r"\bplt\.subplots\(|\bplt\.figure\(|\bplots\.\w+\(|\bsns\.\w+\(")
 DOC_LINK = re.compile(r"\{doc\}`(?:[^`<]*<)?([^`>]+)>?`")
 COMMAND = re.compile(r'make chapter NB=([\w.-]+) PROFILE=([a-z]+)(?: PARAMS="([^"]*)")?')
@@ -34,7 +33,7 @@ def _src(cell: dict) -> str:
 
 def _without_fences(text: str) -> str:
     """Markdown with fenced code blocks blanked (a '## ' inside a bash block is no heading)."""
-    return re.sub(r"^(```|~~~).*?^\1", "", text, flags=re.M | re.S)
+    return re.sub(r"^(```|~~~).*?^\1", "", text, flags=re.MULTILINE | re.DOTALL)
 
 
 def _links_resolve(text: str, folder: Path) -> list[str]:
@@ -52,7 +51,7 @@ def test_notebook_chapter_opens_and_closes_with_the_four_sections(chapter):
     cells = _cells(chapter)
     found = [(i, h) for i, c in enumerate(cells) if c["cell_type"] == "markdown" for h in HEADING.findall(_src(c))]
     assert [h for _, h in found] == HEADINGS, f"{chapter}: headings {[h for _, h in found]}, want {HEADINGS} in order"
-    where = dict((h, i) for i, h in found)
+    where = {h: i for i, h in found}
     first_code = next(i for i, c in enumerate(cells) if c["cell_type"] == "code")
     assert where["Prerequisites"] < first_code, f"{chapter}: Overview and Prerequisites come before any code"
     code_after = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and i > where["Summary"]]
@@ -69,7 +68,7 @@ def test_notebook_prerequisites_give_a_time_for_every_profile():
         text = "\n".join(_src(c) for c in _cells(chapter) if c["cell_type"] == "markdown")
         prereq = text.split("## Prerequisites", 1)[1].split("\n## ", 1)[0]
         for profile in ("smoke", "default", "paper"):
-            assert re.search(rf"^\| `{profile}`[^|]*\| \S", prereq, re.M), f"{chapter}: no time for `{profile}`"
+            assert re.search(rf"^\| `{profile}`[^|]*\| \S", prereq, re.MULTILINE), f"{chapter}: no time for `{profile}`"
     tour = "\n".join(_src(c) for c in _cells(CHAPTERS[-1].notebook) if c["cell_type"] == "markdown")
     assert "no paper version" in tour
 
@@ -79,12 +78,12 @@ def test_markdown_chapter_opens_and_closes_with_the_four_sections(chapter):
     text = (ROOT / f"{chapter}.md").read_text()
     body = _without_fences(text)
     assert HEADING.findall(body) == HEADINGS, f"{chapter}: headings {HEADING.findall(body)}"
-    sections = re.split(r"^## ", body, flags=re.M)
+    sections = re.split(r"^## ", body, flags=re.MULTILINE)
     assert sections[1].startswith("Overview") and sections[2].startswith("Prerequisites"), \
         f"{chapter}: Overview and Prerequisites are its first sections"
     assert sections[-2].startswith("Summary") and sections[-1].startswith("What's next"), \
         f"{chapter}: Summary and What's next are its last sections"
-    assert re.search(r"^\| `?(smoke|default|paper)", sections[2], re.M), f"{chapter}: Prerequisites give times"
+    assert re.search(r"^\| `?(smoke|default|paper)", sections[2], re.MULTILINE), f"{chapter}: Prerequisites give times"
     assert _links_resolve(sections[-1], (ROOT / chapter).parent), f"{chapter}: What's next links a chapter"
 
 
@@ -116,7 +115,7 @@ def _teaching_commands() -> list[tuple[str, str, str]]:
 def test_every_exercise_is_a_make_chapter_command():
     text = (ROOT / "book" / "teaching.md").read_text()
     exercises = text.split("## Exercises", 1)[1].split("\n## ", 1)[0]
-    items = re.split(r"^\d+\. ", exercises, flags=re.M)[1:]
+    items = re.split(r"^\d+\. ", exercises, flags=re.MULTILINE)[1:]
     assert len(items) >= 6
     for k, item in enumerate(items, 1):
         assert COMMAND.search(item), f"exercise {k} has no make chapter command"

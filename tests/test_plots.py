@@ -1,15 +1,14 @@
 """The claims chart draws what a chapter recorded, on hand-made recorded tables."""
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from qdgs import plots
+from qdgs.results import Claim
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from qdgs import plots  # noqa: E402
-from qdgs.results import Claim  # noqa: E402
 
 
 def _meta(holds, paper="up to ≈27 points"):
@@ -58,6 +57,7 @@ def test_recognition_charts_draw_seed_means_with_error_bars():
         heights = [p.get_height() for p in ax.patches]
         assert heights == pytest.approx([0.70, 0.71][:n_bars])  # the trained models only, one benchmark each
         assert [t.get_text() for t in ax.get_xticklabels()] == (["lfw/dark"] if claim == 0 else ["lfw"])
+        assert ax.get_xlabel() == ("o" if claim == 0 else "o2")  # the recorded difference and resolution
         plt.close(fig)
 
 
