@@ -198,7 +198,7 @@ def _recognition_claim(table: pd.DataFrame, meta: dict, claim: object, ax: Axes,
         shown = learned[~learned.benchmark.str.contains("/")]
     benchmarks = list(dict.fromkeys(shown.benchmark))
     models = list(dict.fromkeys(shown.model))
-    width = 0.8 / max(1, len(models))
+    width = min(0.3, 0.8 / max(1, len(models)))
     for k, model in enumerate(models):
         m = shown[shown.model == model].set_index("benchmark").reindex(benchmarks)
         pos = np.arange(len(benchmarks)) + (k - (len(models) - 1) / 2) * width
