@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from qdgs.cli import parse_value
 from qdgs.profiles import spec_for_notebook
+from qdgs.project import toc_files
 from qdgs.results import CHAPTERS, RESULTS_CHAPTER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,3 +147,18 @@ def test_every_doc_link_in_the_chapters_names_a_chapter():
                 _links_resolve(_src(c), (ROOT / chapter).parent)
     for chapter in MARKDOWN_CHAPTERS:
         _links_resolve((ROOT / f"{chapter}.md").read_text(), (ROOT / chapter).parent)
+
+
+def _whats_next(chapter: str) -> str:
+    if (ROOT / f"{chapter}.ipynb").is_file():
+        return _src(_cells(chapter)[-1])
+    return (ROOT / f"{chapter}.md").read_text().rsplit("## What's next", 1)[1]
+
+
+@pytest.mark.parametrize("chapter", NOTEBOOK_CHAPTERS + MARKDOWN_CHAPTERS)
+def test_whats_next_first_links_the_following_chapter_of_the_toc(chapter):
+    order = toc_files(ROOT)
+    following = order[order.index(chapter) + 1]
+    first = DOC_LINK.findall(_whats_next(chapter))[0]
+    assert ((ROOT / chapter).parent / first).resolve() == (ROOT / following).resolve(), \
+        f"{chapter}: What's next first links {first}, the chapter after it is {following}"
