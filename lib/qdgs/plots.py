@@ -219,7 +219,7 @@ def claim_chart(chapter: str, table: pd.DataFrame, meta: dict, claim: int = 0, a
     """One of the paper's claims beside ours, drawn from a chapter's recorded results, with the verdict.
 
     Draws only what the chapter recorded (:func:`qdgs.results.load`); a band over seeds appears where
-    the chapter recorded a seed spread, and the verdict box names the profile and backends.
+    the chapter recorded a seed spread, and the panel's title gives the verdict, the profile and the backends.
 
     * ``shapes``: the gain of each fine-tuning condition over the biased-only classifier per colour
       bias (points of mean group accuracy; band ±1 sd over seeds of the fine-tuned condition's
