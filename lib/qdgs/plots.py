@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -129,3 +131,121 @@ def correlation_heatmap(table: pd.DataFrame, ax: Axes | None = None) -> None:
     for (i, j), v in np.ndenumerate(table.values):
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
     ax.figure.colorbar(im, ax=ax, shrink=0.8)
+
+
+# --- the paper's claims beside ours (the Results chapter) -------------------------------------
+
+_VERDICTS = {True: "holds", False: "does not hold", None: "not resolved"}
+_VERDICT_COLOURS = {True: "#2a7f3f", False: "#b03030", None: "#7a6a20"}
+
+
+def _paper_number(text: str) -> float | None:
+    """The first number in a paper's claim text ("up to ≈27 points" → 27.0), None when it has none."""
+    found = re.search(r"(\d+(?:\.\d+)?)", text or "")
+    return float(found.group(1)) if found else None
+
+
+def _verdict_box(ax: Axes, claim: object, meta: dict) -> None:
+    """The verdict, profile and backends as the panel's title (they differ between builds)."""
+    holds = getattr(claim, "holds", None)
+    backends = ", ".join(str(v) for v in meta.get("backends", {}).values())
+    ax.set_title(f"{_VERDICTS[holds]} · {meta.get('profile', '?')} profile\n{backends}", loc="left",
+                 fontsize=8, color=_VERDICT_COLOURS[holds])
+
+
+def _shapes_claim(table: pd.DataFrame, meta: dict, claim: object, ax: Axes) -> None:
+    pivot = table.pivot(index="bias", columns="condition", values="mean_acc").sort_index(ascending=False)
+    sd = (table.pivot(index="bias", columns="condition", values="mean_std").sort_index(ascending=False)
+          if "mean_std" in table else None)
+    x = np.arange(len(pivot))
+    for k, condition in enumerate(c for c in pivot.columns if c != "biased only"):
+        gain = (pivot[condition] - pivot["biased only"]).to_numpy() * 100
+        ax.plot(x, gain, marker="o", color=f"C{k}", label=f"ours: {condition}")
+        if sd is not None and sd[condition].notna().any():
+            band = sd[condition].fillna(0).to_numpy() * 100
+            ax.fill_between(x, gain - band, gain + band, color=f"C{k}", alpha=0.2, lw=0)
+    paper = _paper_number(getattr(claim, "paper", ""))
+    if paper is not None:
+        ax.axhline(paper, color="grey", ls="--", label=f"paper: {claim.paper}")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(x, [f"{b:g}" for b in pivot.index])
+    ax.set(xlabel="colour bias of the pretraining set", ylabel="gain over biased only (points)")
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def _faces_claim(table: pd.DataFrame, meta: dict, claim: object, ax: Axes) -> None:
+    rows = table.set_index("quantity")
+    dark = [q for q in rows.index if str(q).startswith("dark-skinned share")]
+    series = []
+    if dark and {"paper Rand", "paper QD"} <= set(rows.columns) and rows.loc[dark[0], ["paper Rand", "paper QD"]].notna().all():
+        series.append(("paper", rows.loc[dark[0], "paper Rand"], rows.loc[dark[0], "paper QD"], "grey", "--"))
+    for k, q in enumerate(dark):
+        label = q.replace("dark-skinned share ", "ours ").replace("(", "").replace(")", "")
+        series.append((label, rows.loc[q, "Rand"], rows.loc[q, "QD"], f"C{k}", "-"))
+    for label, rand, qd, colour, ls in series:
+        ax.plot([0, 1], [100 * float(rand), 100 * float(qd)], marker="o", color=colour, ls=ls, label=label)
+    ax.set_xticks([0, 1], ["Rand", "QD"])
+    ax.set_xlim(-0.3, 1.3)
+    ax.set(ylabel="dark-skinned share (%)")
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def _recognition_claim(table: pd.DataFrame, meta: dict, claim: object, ax: Axes, index: int) -> None:
+    learned = table[table.model.isin(["QD", "Rand", "scratch"])]
+    if index == 0:
+        shown = learned[learned.benchmark == "lfw/dark"]
+    else:
+        shown = learned[~learned.benchmark.str.contains("/")]
+    benchmarks = list(dict.fromkeys(shown.benchmark))
+    models = list(dict.fromkeys(shown.model))
+    width = min(0.3, 0.8 / max(1, len(models)))
+    for k, model in enumerate(models):
+        m = shown[shown.model == model].set_index("benchmark").reindex(benchmarks)
+        pos = np.arange(len(benchmarks)) + (k - (len(models) - 1) / 2) * width
+        ax.bar(pos, m["mean"], width, yerr=m["std"].fillna(0) if "std" in m else None, capsize=3,
+               color=f"C{k}", label=f"ours: {model}")
+    ax.set_xticks(np.arange(len(benchmarks)), benchmarks)
+    means = shown["mean"].to_numpy(dtype=float)
+    if len(means):
+        spread = max(0.02, float(np.nanmax(means) - np.nanmin(means)))
+        ax.set_ylim(max(0.0, float(np.nanmin(means)) - 2 * spread), min(1.0, float(np.nanmax(means)) + 3 * spread))
+    ax.set(ylabel="verification accuracy (mean ± sd over seeds)")
+    if getattr(claim, "ours", ""):  # the difference and the smallest one the seeds resolve, as recorded
+        ax.set_xlabel(textwrap.fill(claim.ours, 70), fontsize=8)
+    ax.legend(fontsize=7, loc="lower right", title=f"paper: {getattr(claim, 'paper', '')}", title_fontsize=7)
+
+
+def claim_chart(chapter: str, table: pd.DataFrame, meta: dict, claim: int = 0, ax: Axes | None = None) -> None:
+    """One of the paper's claims beside ours, drawn from a chapter's recorded results, with the verdict.
+
+    Draws only what the chapter recorded (:func:`qdgs.results.load`); a band over seeds appears where
+    the chapter recorded a seed spread, and the panel's title gives the verdict, the profile and the backends.
+
+    * ``shapes``: the gain of each fine-tuning condition over the biased-only classifier per colour
+      bias (points of mean group accuracy; band ±1 sd over seeds of the fine-tuned condition's
+      accuracy, ``mean_std``), against the paper's number as a dashed line.
+    * ``faces``: the dark-skinned share of Rand and QD faces by each evaluator, against the paper's
+      Rand → QD (one search: no band).
+    * ``recognition``: claim 0, QD and Rand on LFW dark–dark pairs; claim 1, every overall benchmark;
+      bars are seed means, error bars ±1 sd over seeds (``std``); the paper reports only a direction,
+      and the x label is our recorded difference with the smallest one the seeds resolve.
+
+    Args:
+        chapter: ``shapes``, ``faces`` or ``recognition``.
+        table: the chapter's recorded table (``load(chapter).table``).
+        meta: its metadata (``load(chapter).meta``), with ``claims``, ``profile`` and ``backends``.
+        claim: which of the chapter's claims.
+        ax: where to draw.
+    """
+    ax = _axes(ax)
+    claims = meta.get("claims", [])
+    the_claim = claims[claim] if claim < len(claims) else None
+    if chapter == "shapes":
+        _shapes_claim(table, meta, the_claim, ax)
+    elif chapter == "faces":
+        _faces_claim(table, meta, the_claim, ax)
+    elif chapter == "recognition":
+        _recognition_claim(table, meta, the_claim, ax, claim)
+    else:
+        raise ValueError(f"no claim chart for chapter '{chapter}'; charts: shapes, faces, recognition")
+    _verdict_box(ax, the_claim, meta)
