@@ -202,7 +202,8 @@ def _load_checkpoint(path: Path, config: SearchConfig) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             state = pickle.load(f)
-    except Exception as err:  # truncated or foreign file: never resume from it silently
+    # what pickle raises for a truncated, damaged or foreign file: never resume from one silently
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError) as err:
         raise RuntimeError(f"checkpoint {path} is unreadable ({type(err).__name__}); "
                            "delete it to start the search over") from err
     if not isinstance(state, dict) or state.get("key") != config.key():
