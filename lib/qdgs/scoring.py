@@ -77,6 +77,12 @@ def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 2 * torch.arcsin((chord / 2).clamp(max=1.0))
 
 
+def pair_differences(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+    """(B, P) ``d(image, first) − d(image, second)`` for (B, E) images and (2P, E) prompts in pairs."""
+    d = spherical_distance(image_embeddings, text_embeddings)
+    return d[:, 0::2] - d[:, 1::2]
+
+
 @torch.no_grad()
 def prompt_values(scorer: nn.Module, images: torch.Tensor, pairs: Sequence[tuple[str, str]],
                   batch_size: int = 256) -> np.ndarray:
@@ -95,8 +101,7 @@ def prompt_values(scorer: nn.Module, images: torch.Tensor, pairs: Sequence[tuple
     out = []
     for i in range(0, len(images), batch_size):
         batch = images[i:i + batch_size].to(text.device)
-        d = spherical_distance(scorer.encode_image(batch), text)
-        out.append((d[:, 0::2] - d[:, 1::2]).cpu().numpy())
+        out.append(pair_differences(scorer.encode_image(batch), text).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(pairs)), dtype=np.float32)
 
 
@@ -182,12 +187,11 @@ class PromptScoring:
 
     def values(self, z: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """(B, 1 + M) [objective, measures] of latents (B, D) whose images embed as (B, E)."""
-        d = spherical_distance(emb, self.text)
-        loss = d[:, 0] - d[:, 1]
+        pairs = pair_differences(emb, self.text)  # the objective pair first, then one per measure
+        loss = pairs[:, 0]
         for reg in self.regularizers:
             loss = loss + reg(z, emb)
-        measures = d[:, 2::2] - d[:, 3::2]
-        return torch.cat([remap_objective(loss)[:, None], measures], dim=1)
+        return torch.cat([remap_objective(loss)[:, None], pairs[:, 1:]], dim=1)
 
     def evaluate(self, latents: np.ndarray, jacobian: bool = False) -> Evaluation:
         """Objective, measures and (optionally) the Jacobian of a batch of latents.
