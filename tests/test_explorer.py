@@ -232,7 +232,8 @@ def _check_in_chromium(url: str, views: dict, shot: Path, baseline: str | None =
 
 
 def _shots() -> Path:
-    shots = Path(os.environ.get("QDGS_SCREENSHOTS") or tempfile.mkdtemp(prefix="qdgs-shots-"))
+    """Where the browser checks leave their screenshots: ``$QDGS_SCREENSHOTS``, else the build tree."""
+    shots = Path(os.environ.get("QDGS_SCREENSHOTS") or Path(__file__).resolve().parents[1] / "_build" / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     return shots
 
