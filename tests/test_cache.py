@@ -114,3 +114,19 @@ def test_artifact_keys_include_the_builders_code(tmp_path, monkeypatch):
     other = cache.artifact("demo", {"n": 1}, lambda tmp: (tmp / "x").write_text("1"))
     assert other != path  # the same parameters built by other code are another artifact
     assert cache.artifact("demo", {"n": 1}, lambda tmp: None, code=("qdgs.search",)) != other
+
+
+def test_arrays_hash_follows_content_dtype_and_shape():
+    import numpy as np
+    import torch
+
+    from qdgs.cache import arrays_hash
+
+    a = np.arange(6, dtype=np.float32)
+    assert arrays_hash(a, None) == arrays_hash(torch.from_numpy(a.copy()), None)  # tensors hash as arrays
+    assert arrays_hash(a) != arrays_hash(a.reshape(2, 3))
+    assert arrays_hash(a) != arrays_hash(a.astype(np.float64))
+    b = a.copy()
+    b[0] = 1
+    assert arrays_hash(a) != arrays_hash(b)
+    assert arrays_hash(a, None) != arrays_hash(a)  # "not given" is part of the identity

@@ -18,12 +18,14 @@ import importlib.machinery
 import importlib.util
 import json
 import os
-import sys
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     import torch
@@ -139,6 +141,23 @@ def weights_hash(model: "torch.nn.Module") -> str:
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def arrays_hash(*arrays: Any) -> str:
+    """A short hash of arrays' dtypes, shapes and bytes (NumPy arrays, tensors, or None for "not given").
+
+    Keys an artifact made from in-memory data (a synthetic set's images, labels and latents).
+    """
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            a = np.zeros(0)
+        elif hasattr(a, "detach"):  # a torch tensor
+            a = a.detach().cpu().numpy()
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
     return h.hexdigest()[:16]
 
 

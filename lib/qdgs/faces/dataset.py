@@ -8,7 +8,6 @@ elsewhere in the chapter (say, a recognition setting) never rewrites them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import pandas as pd
 from PIL import Image
 from torch import nn
 
-from qdgs.cache import artifact, atomic_write, weights_hash
+from qdgs.cache import arrays_hash, artifact, atomic_write, weights_hash
 from qdgs.faces.align import FaceAligner
 from qdgs.faces.backends import render
 from qdgs.faces.calibration import evaluate_batched
@@ -136,16 +135,6 @@ class WrittenDataset:
     latents: np.ndarray
 
 
-def _content_hash(*arrays: np.ndarray | None) -> str:
-    """A short hash of arrays' dtypes, shapes and bytes (None stands for "not given")."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a) if a is not None else np.zeros(0)
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
-
-
 def write_datasets(generator: nn.Module, scoring: PromptScoring, elites: dict[str, np.ndarray],
                    thresholds: Sequence[tuple[float, float]], *, dataset_latents: int, augmentations: int,
                    augmentation_scale: float, align: bool, seed: int,
@@ -174,13 +163,13 @@ def write_datasets(generator: nn.Module, scoring: PromptScoring, elites: dict[st
     qd_z, qd_m, qd_f = (elites[k][keep] for k in ("solution", "measures", "objective"))
     aug = latent_augmentations(qd_z.shape[1], augmentations, augmentation_scale, seed)
     common = {"generator": weights_hash(generator), "thresholds": [list(map(float, t)) for t in thresholds],
-              "augmentations": _content_hash(aug), "align": align, "seed": seed}
+              "augmentations": arrays_hash(aug), "align": align, "seed": seed}
 
     def write(z, m, f, identities, description: str) -> WrittenDataset:
         def build(tmp: Path) -> None:
             write_face_dataset(tmp, generator, z, m, f, thresholds, aug, identities, align, seed, description)
 
-        content = {"latents": _content_hash(z, m, f, identities), "description": description}
+        content = {"latents": arrays_hash(z, m, f, identities), "description": description}
         path = artifact("faces-dataset", {**common, **content}, build)
         return WrittenDataset(path, pd.read_csv(path / "metadata.csv"), z)
 

@@ -7,14 +7,13 @@ epochs, test size) reuses the set, and anything that changes an image or a label
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from qdgs.cache import artifact
+from qdgs.cache import arrays_hash, artifact
 from qdgs.datasets import write_image_folder
 from qdgs.shapes.labels import label_by_measure
 from qdgs.shapes.render import SHAPE_NAMES
@@ -41,16 +40,6 @@ def synthetic_set(generator: nn.Module, latents: np.ndarray, m2: np.ndarray, zer
     images = torch.cat([generator(z[i:i + batch_size]) for i in range(0, len(z), batch_size)]) if len(z) \
         else torch.zeros(0, 3, generator.output_size, generator.output_size)
     return images, labels[keep], keep
-
-
-def _content_hash(*arrays: np.ndarray | torch.Tensor) -> str:
-    """A short hash of arrays' dtypes, shapes and bytes: the identity of a set made of them."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
 
 
 def write_synthetic(name: str, images: torch.Tensor, labels: np.ndarray, latents: np.ndarray, objective: np.ndarray,
@@ -80,5 +69,5 @@ def write_synthetic(name: str, images: torch.Tensor, labels: np.ndarray, latents
         write_image_folder(tmp, images, labels, class_names=SHAPE_NAMES, columns=columns, datasheet=sheet)
 
     key = {"name": name, "note": note, "n": len(labels),
-           "content": _content_hash(images, labels, latents, objective, measures)}
+           "content": arrays_hash(images, labels, latents, objective, measures)}
     return artifact(f"shapes-synthetic-{name}", key, build)
