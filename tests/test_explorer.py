@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,16 @@ import pytest
 import torch
 from bs4 import BeautifulSoup
 from PIL import Image
-from ribs.archives import GridArchive
-
 from qdgs import explorer
-from qdgs.explorer import ExplorerData, archive_explorer, explorer_data, from_archive, grid_cells
+from qdgs.explorer import (
+    ExplorerData,
+    archive_explorer,
+    explorer_data,
+    from_archive,
+    grid_cells,
+)
+from qdgs.publish import chromium
+from ribs.archives import GridArchive
 
 # Six elites over three measures in [0, 1]^3, a 4 × 4 × 2 grid. Elites 0 and 1 share a cell
 # (1 is better); elite 4 lies outside the ranges and is clipped into the corner (0, 3, 1).
@@ -162,15 +167,10 @@ def test_from_a_grid_archive_with_a_generator_and_an_audit():
 
 
 def _chromium(url: str, *args: str) -> subprocess.CompletedProcess:
-    """Headless chromium, a fresh profile, no network (a few flags as qdgs.publish's CHROMIUM_FLAGS)."""
-    binary = os.environ.get("QDGS_CHROMIUM", "/usr/bin/chromium")
-    if not os.access(binary, os.X_OK):
-        pytest.skip(f"no chromium at {binary} (make browser installs it)")
-    with tempfile.TemporaryDirectory(prefix="qdgs-chromium-") as profile:
-        return subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                               "--hide-scrollbars", "--host-resolver-rules=MAP * ~NOTFOUND",
-                               f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args, url],
-                              capture_output=True, text=True, timeout=90, check=True)
+    """The book's headless chromium (``qdgs.publish.chromium``), with the page's console on stderr."""
+    if not os.access(chromium.CHROMIUM, os.X_OK):
+        pytest.skip(f"no chromium at {chromium.CHROMIUM} (make browser installs it)")
+    return chromium.chromium_run(url, "--enable-logging=stderr", "--v=0", *args)
 
 
 def _views() -> dict[str, tuple[explorer.Explorer, ExplorerData]]:

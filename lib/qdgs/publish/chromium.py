@@ -39,11 +39,12 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-def run_chromium(url: str, *args: str) -> str:
-    """Run one headless chromium on ``url`` with a fresh profile; return its stdout.
+def chromium_run(url: str, *args: str) -> subprocess.CompletedProcess:
+    """Run one headless chromium on ``url`` with a fresh profile; return the finished process.
 
     A fresh ``--user-data-dir`` per run keeps runs independent of each other and of any
-    desktop profile, so results do not depend on cached pages or a locked profile.
+    desktop profile, so results do not depend on cached pages or a locked profile. Its stderr
+    holds the page's console when ``--enable-logging=stderr`` is among ``args``.
     """
     with tempfile.TemporaryDirectory(prefix="qdgs-chromium-") as profile:
         command = [chromium_path(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url]
@@ -56,7 +57,12 @@ def run_chromium(url: str, *args: str) -> str:
         raise RuntimeError(f"chromium failed on {url} (exit {done.returncode}); its last output:\n"
                            f"{done.stderr[-2000:]}\nCheck `{CHROMIUM} --version` runs; reinstall "
                            "with `make browser` if it does not")
-    return done.stdout
+    return done
+
+
+def run_chromium(url: str, *args: str) -> str:
+    """:func:`chromium_run`'s stdout (the DOM with ``--dump-dom``)."""
+    return chromium_run(url, *args).stdout
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
