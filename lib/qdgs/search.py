@@ -30,7 +30,7 @@ from ribs.emitters import GradientArborescenceEmitter
 from ribs.schedulers import Scheduler
 from torch import nn
 
-from qdgs.cache import atomic_write, cache_root, params_key, weights_hash
+from qdgs.cache import arrays_hash, atomic_write, cache_root, params_key, weights_hash
 from qdgs.progress import progress
 from qdgs.scoring import PromptScoring
 from qdgs.seeds import derive
@@ -274,10 +274,6 @@ def random_archive(scoring: PromptScoring, config: SearchConfig, n_samples: int,
     return SearchResult(archive, pd.DataFrame([_row(n_samples, archive, seconds)]), seconds)
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
 def _settings(obj: object) -> dict[str, Any]:
     """The public plain-valued attributes of an object (tensors and arrays by content hash)."""
     out: dict[str, Any] = {}
@@ -291,8 +287,7 @@ def _settings(obj: object) -> dict[str, Any]:
         elif isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float, str)) for v in value):
             out[name] = list(value)
         elif isinstance(value, (torch.Tensor, np.ndarray)):
-            array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
-            out[name] = _digest(np.ascontiguousarray(array).tobytes())
+            out[name] = arrays_hash(value)
     return out
 
 
@@ -308,7 +303,7 @@ def _identity(obj: object) -> dict[str, Any]:
                 "weights": weights_hash(obj)}
     code = getattr(obj, "__code__", None)
     if code is not None:
-        return {"function": obj.__qualname__, "code": _digest(code.co_code + repr(code.co_consts).encode())}
+        return {"function": obj.__qualname__, "code": hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:16]}
     return {"class": type(obj).__qualname__, "settings": _settings(obj)}
 
 
