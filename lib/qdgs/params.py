@@ -8,6 +8,7 @@ message that names the parameter and what it accepts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -36,6 +37,8 @@ class Param:
         choices: the allowed values, when the parameter is an enumeration.
         low: the smallest allowed value (numbers, or each element of a sequence).
         high: the largest allowed value.
+        pattern: a regular expression a string value must match whole, for open sets such as
+            ``cuda:N``.
         help: one line saying what the parameter means.
     """
 
@@ -45,6 +48,7 @@ class Param:
     choices: tuple | None = None
     low: float | None = None
     high: float | None = None
+    pattern: str | None = None
     help: str = ""
 
     def profile_default(self, profile: str) -> Any:
@@ -73,6 +77,8 @@ class Param:
                 raise ParameterError(
                     f"parameter '{self.name}' got {bad[0]!r}; allowed values: {allowed}"
                 )
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            raise ParameterError(f"parameter '{self.name}' got {value!r}; it must match {self.pattern}. {self.help}".strip())
         numbers = value if isinstance(value, (tuple, list)) else (value,)
         for v in numbers:
             if not isinstance(v, (int, float)) or isinstance(v, bool):

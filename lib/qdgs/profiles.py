@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from qdgs.device import DEVICE_PATTERN
 from qdgs.params import PROFILES, Param, ParameterError, by_profile, check_profile, resolve
 from qdgs.results import CHAPTERS, chapter
 
@@ -27,6 +28,9 @@ __all__ = ["ChapterSpec", "SPECS", "PAPER_BIASES", "spec", "spec_for_notebook", 
 PAPER_BIASES = (0.98, 0.95, 0.90, 0.85, 0.80)
 FACE_GENERATORS = ("dcgan", "stylegan2")
 FACE_SCORERS = ("offline-clip", "openai-clip")
+#: Every chapter's device parameter (:func:`qdgs.device.resolve_device`).
+DEVICE = Param("device", str, "auto", pattern=DEVICE_PATTERN,
+               help="auto (CUDA when present) | cpu | cuda | cuda:N")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class ChapterSpec:
 
 
 SHAPES = ChapterSpec("shapes", (
+    DEVICE,
     Param("seed", int, 0, low=0, help="seeds model training, search and sampling"),
     Param("image_size", int, by_profile(64, 64, 128), choices=(32, 64, 128), help="side of generated images"),
     Param("vae_steps", int, by_profile(300, 1500, 6000), low=1, help="VAE training steps"),
@@ -82,6 +87,7 @@ SHAPES = ChapterSpec("shapes", (
 ))
 
 FACES = ChapterSpec("faces", (
+    DEVICE,
     Param("generator", str, by_profile("dcgan", "dcgan", "stylegan2"), choices=FACE_GENERATORS,
           help="face generator backend"),
     Param("scorer", str, by_profile("offline-clip", "offline-clip", "openai-clip"), choices=FACE_SCORERS,
@@ -107,6 +113,7 @@ FACES = ChapterSpec("faces", (
 ))
 
 RECOGNITION = ChapterSpec("recognition", (
+    DEVICE,
     Param("qd_dir", str, "", help="QD dataset directory, empty for the one notebook 02 recorded"),
     Param("rand_dir", str, "", help="Rand dataset directory, empty for the one notebook 02 recorded"),
     Param("real_dir", str, "", help="optional real identity set (image folder or InsightFace train.rec) "
@@ -135,12 +142,14 @@ RECOGNITION = ChapterSpec("recognition", (
 ))
 
 PERFORMANCE = ChapterSpec("performance", (
+    DEVICE,
     Param("rounds", int, by_profile(3, 15, 30), low=1, help="timed calls per Jacobian method, interleaved"),
     Param("breakdown_iterations", int, by_profile(5, 40, 100), low=1, help="search iterations timed part by part"),
     Param("run_faults", bool, True, help="run the fault matrix"),
 ))
 
 TOUR = ChapterSpec("tour", (
+    DEVICE,
     Param("iterations", int, by_profile(100, 400, 400), low=1, help="QDGS iterations"),
     Param("archive_cells", int, 15, low=2, high=100, help="archive cells per measure"),
     Param("seed", int, 0, low=0, help="seeds the search and the random samples"),
