@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from qdgs.claims import (best_resolved, debiasing_holds, evaluators_agree_on_rise, faces_claim,
-                         recognition_claims, shapes_claim)
+from qdgs.claims import (beats_random_claim, beats_random_holds, best_resolved, debiasing_holds,
+                         evaluators_agree_on_rise, faces_claim, recognition_claims, shapes_claim, versus_random)
 
 
 def _debiasing(qdgs: list[float], random: list[float], biased: list[float]) -> pd.DataFrame:
@@ -66,3 +66,37 @@ def test_best_resolved_names_a_leader_only_beyond_the_resolution():
     averages = pd.Series({"QD": 0.71, "Rand": 0.70, "scratch": 0.60})
     assert best_resolved(averages, 0.005) == "QD"
     assert best_resolved(averages, 0.02) is None
+
+
+def _runs(qdgs: dict[float, list[float]], random: dict[float, list[float]], biased: float = 0.6,
+          real: float = 0.9) -> pd.DataFrame:
+    """Hand-made per-seed runs: for each bias, one accuracy per seed and condition."""
+    rows = []
+    for bias in qdgs:
+        for seed, (q, r) in enumerate(zip(qdgs[bias], random[bias])):
+            rows += [{"bias": bias, "seed": seed, "condition": c, "mean": v}
+                     for c, v in (("biased only", biased), ("+ QDGS", q), ("+ random VAE", r), ("+ balanced real", real))]
+    return pd.DataFrame(rows)
+
+
+def test_versus_random_pairs_seeds_and_measures_the_gap():
+    table = versus_random(_runs({0.9: [0.80, 0.82, 0.84]}, {0.9: [0.70, 0.71, 0.75]}))
+    row = table.loc[0.9]
+    diffs = [0.10, 0.11, 0.09]
+    assert row.qdgs_minus_random == pytest.approx(0.10)
+    assert row.std_error == pytest.approx(pd.Series(diffs).std() / 3 ** 0.5)
+    assert row.gap_closed == pytest.approx((0.82 - 0.6) / (0.9 - 0.6))
+    assert row.resolved and row.seeds == 3
+
+
+@pytest.mark.parametrize("qdgs, random, holds", [
+    ({0.9: [0.85, 0.86, 0.87], 0.8: [0.86, 0.88, 0.87]}, {0.9: [0.70, 0.71, 0.72], 0.8: [0.80, 0.80, 0.81]}, True),
+    ({0.9: [0.85, 0.86, 0.87], 0.8: [0.70, 0.71, 0.72]}, {0.9: [0.70, 0.71, 0.72], 0.8: [0.80, 0.80, 0.81]}, False),
+    ({0.9: [0.85, 0.70, 0.87], 0.8: [0.86, 0.88, 0.87]}, {0.9: [0.70, 0.80, 0.72], 0.8: [0.80, 0.80, 0.81]}, None),
+    ({0.9: [0.70, 0.71, 0.72], 0.8: [0.71, 0.72, 0.73]}, {0.9: [0.65, 0.66, 0.67], 0.8: [0.66, 0.67, 0.68]}, False),
+])
+def test_beats_random_needs_every_bias_resolved_and_the_gap_closed(qdgs, random, holds):
+    """Rows: ahead and ≥ 60 % closed everywhere; behind at one bias; within the noise; ahead but < 60 %."""
+    table = versus_random(_runs(qdgs, random))
+    assert beats_random_holds(table) is holds
+    assert beats_random_claim(table, "default").holds is holds

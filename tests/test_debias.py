@@ -3,6 +3,7 @@
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -64,6 +65,23 @@ def test_label_agreement_with_the_oracle_on_hand_made_labels():
     assert np.isnan(shapes.label_agreement(MeanOracle(), images[:0], np.array([], dtype=int)))
     with pytest.raises(ValueError, match="5 images but 2 labels"):
         shapes.label_agreement(MeanOracle(), images, np.array([0, 1]))
+
+
+def test_agreement_is_withheld_with_the_reason_when_the_oracle_misjudges_renders():
+    dark, light = torch.zeros(2, 3, 8, 8), torch.ones(2, 3, 8, 8)
+    sets = {"QDGS": (torch.cat([dark, light]), np.array([0, 1, 1, 1])), "random": (dark, np.array([0, 0]))}
+    trusted, reason = shapes.trusted_agreements(MeanOracle(), 0.99, sets)
+    assert trusted == {"QDGS": pytest.approx(3 / 4), "random": 1.0} and reason == ""
+    withheld, reason = shapes.trusted_agreements(MeanOracle(), 0.535, sets)
+    assert all(np.isnan(v) for v in withheld.values()) and set(withheld) == {"QDGS", "random"}
+    assert "withheld" in reason and "0.535" in reason and "oracle_epochs" in reason
+
+
+def test_association_of_an_audit_table():
+    table = pd.DataFrame({"triangle": [90, 10, 50], "square": [30, 70, 0]}, index=["red", "blue", "neither"])
+    a = shapes.association(table)
+    assert a["P(red | triangle)"] == pytest.approx(0.9) and a["P(red | square)"] == pytest.approx(0.3)
+    assert a["association"] == pytest.approx(0.6)
 
 
 def test_audit_counts_pixel_colour_against_oracle_shape():

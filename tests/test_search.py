@@ -150,3 +150,16 @@ def test_start_batches_and_random_baseline_draw_disjoint_seeds():
     random_archive(scoring, replace(CONFIG, seed=0), n_samples=64 * 12, batch_size=64)
     start_latent(scoring, replace(CONFIG, seed=100, init_batches=8))
     assert len(set(seen)) == len(seen) == 12 + 8
+
+
+def test_project_archive_rebins_elites_onto_fixed_ranges():
+    from ribs.archives import GridArchive
+
+    from qdgs.search import project_archive
+
+    archive = GridArchive(solution_dim=1, dims=(10, 10), ranges=[(-1, 1), (-1, 1)])
+    archive.add(np.zeros((3, 1)), np.array([1.0, 2.0, 3.0]), np.array([[-0.9, -0.9], [0.05, 0.05], [0.9, 0.9]]))
+    wide = project_archive(archive, (0, 1), bins=(2, 2), ranges=[(-2, 2), (-2, 2)])
+    assert len(wide) == 2 and sorted(wide.data("objective")) == [1.0, 3.0]  # the middle elite loses its cell to the best
+    narrow = project_archive(archive, (0, 1), bins=(4, 4), ranges=[(-0.5, 0.5), (-0.5, 0.5)])
+    assert len(narrow) == 3 and sorted(narrow.data("objective")) == [1.0, 2.0, 3.0]  # outside: the edge cells

@@ -167,3 +167,22 @@ def test_the_decoder_keeps_every_shape_inside_the_canvas():
     border = torch.cat([mask[:, 0], mask[:, -1], mask[:, :, 0], mask[:, :, -1]], dim=1)
     assert border.max() < 0.25
     assert mask.amax(dim=(1, 2)).min() > 0.5  # the shapes are still drawn
+
+
+@pytest.mark.slow
+def test_random_samples_inherit_the_training_bias():
+    """A VAE trained on renders at colour bias b draws random samples as colour-biased as b, within 0.25.
+
+    The association is P(red | triangle) − P(red | square) of what the decoder draws (the renders
+    at b have 2b − 1); the prior must not undo it, or random sampling would already be balanced.
+    """
+    from qdgs.generators.shapes_vae import cached_vae
+
+    for bias in (0.5, 0.95):
+        vae, _ = cached_vae(1500, seed=0, output_size=32, bias=bias, progress_bar=False)
+        with torch.no_grad():
+            _, weight, rgb = vae.decode_shapes(vae.sample_latents(4000, seed=1), 32)
+        colour, square = shapes.nearest_colour(rgb.numpy()), weight.numpy() >= 0.5
+        named = colour >= 0
+        red_given = [np.mean(colour[named & (square == s)] == 0) for s in (False, True)]
+        assert red_given[0] - red_given[1] == pytest.approx(2 * bias - 1, abs=0.25), bias

@@ -16,7 +16,7 @@ import hashlib
 import json
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -345,21 +345,39 @@ def cached_search(scoring: PromptScoring, config: SearchConfig, extra: dict | No
                       resume_from=shorter[-1][1] if shorter else None)
 
 
-def project_archive(archive: GridArchive, dims: tuple[int, int], bins: tuple[int, int] | None = None) -> GridArchive:
+def project_archive(archive: GridArchive, dims: tuple[int, int], bins: tuple[int, int] | None = None,
+                    ranges: Sequence[tuple[float, float]] | None = None) -> GridArchive:
     """A 2-D elitist archive of the best elite per cell over two of an archive's measures.
 
     pyribs draws heatmaps of 1-D and 2-D archives only; a 4-D faces archive is shown as slices:
-    for each cell of two measures, the best objective over the other measures.
+    for each cell of two measures, the best objective over the other measures. With ``ranges`` the
+    elites are re-binned onto other ranges (measures outside fall into the edge cells), so two
+    archives built on ranges calibrated to one sampler can be compared on ranges fixed beforehand.
 
     Args:
         archive: a pyribs GridArchive.
         dims: the two measure indices kept.
         bins: cells along each kept measure (default: the archive's own).
+        ranges: (low, high) of each kept measure (default: the archive's own).
     """
     data = archive.data()
     flat = GridArchive(solution_dim=archive.solution_dim,
                        dims=bins or tuple(archive.dims[d] for d in dims),
-                       ranges=[(archive.lower_bounds[d], archive.upper_bounds[d]) for d in dims])
+                       ranges=ranges or [(archive.lower_bounds[d], archive.upper_bounds[d]) for d in dims])
     if len(data["solution"]):
         flat.add(data["solution"], data["objective"], data["measures"][:, list(dims)])
     return flat
+
+
+def archive_table(results: Mapping[str, SearchResult], ranges: Sequence[tuple[float, float]] | None = None) -> pd.DataFrame:
+    """Coverage, QD score and elite count of each 2-D archive, on its own ranges or re-binned onto ``ranges``.
+
+    Re-binning (:func:`project_archive`) keeps one elite per new cell from those each archive holds,
+    so every sampler is judged the same way on ranges it did not search on.
+    """
+    rows = []
+    for name, result in results.items():
+        archive = result.archive if ranges is None else project_archive(result.archive, (0, 1), ranges=ranges)
+        rows.append({"sampler": name, "coverage": archive.stats.coverage, "QD score": archive.stats.qd_score,
+                     "elites": len(archive)})
+    return pd.DataFrame(rows)

@@ -15,7 +15,7 @@ Modules, each one concept, re-exported here:
 The in-repo generator, a VAE with a polygon decoder, is :mod:`qdgs.generators.shapes_vae`.
 """
 
-from qdgs.shapes.audit import audit, label_agreement, pixel_colour, train_oracle
+from qdgs.shapes.audit import ORACLE_MIN_ACCURACY, association, audit, label_agreement, pixel_colour, train_oracle, trusted_agreements
 from qdgs.shapes.captions import MEASURE_PROMPTS, OBJECTIVE_PROMPTS, ShapeCaptionSampler, positives, vocabulary
 from qdgs.shapes.classifier import ShapeClassifier, group_accuracies, predict, train_classifier
 from qdgs.shapes.debias import Protocol, cached_debiasing, run_debiasing, summarise
@@ -41,10 +41,11 @@ from qdgs.shapes.render import (
     render,
     splatters,
 )
-from qdgs.shapes.scorer import SCORER_CONFIG, cached_scorer, calibrate_ranges, prompt_scores, zero_shot
-from qdgs.shapes.synthetic import synthetic_set, write_synthetic
+from qdgs.shapes.scorer import SCORER_CONFIG, cached_scorer, calibrate_ranges, prompt_scores, render_ranges, zero_shot
+from qdgs.shapes.synthetic import SampledSet, qdgs_and_random_sets, synthetic_set, write_synthetic
 
 __all__ = [
+    "ORACLE_MIN_ACCURACY",
     "BLUE",
     "CANVAS",
     "COLOURS",
@@ -58,9 +59,11 @@ __all__ = [
     "SQUARE_SIDE",
     "TRIANGLE_BASE",
     "Protocol",
+    "SampledSet",
     "ShapeCaptionSampler",
     "ShapeClassifier",
     "ShapeSet",
+    "association",
     "audit",
     "balanced_labels",
     "balanced_set",
@@ -79,7 +82,9 @@ __all__ = [
     "positives",
     "predict",
     "prompt_scores",
+    "qdgs_and_random_sets",
     "render",
+    "render_ranges",
     "shapes_generator",
     "run_debiasing",
     "splatters",
@@ -87,6 +92,7 @@ __all__ = [
     "synthetic_set",
     "train_classifier",
     "train_oracle",
+    "trusted_agreements",
     "vocabulary",
     "write_synthetic",
     "zero_shot",

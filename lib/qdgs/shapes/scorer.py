@@ -118,6 +118,23 @@ def calibrate_ranges(scorer: nn.Module, vae: nn.Module, n: int, seed: int,
     """
     with torch.no_grad():
         m = prompt_scores(scorer, vae(vae.sample_latents(n, derive(seed, "shapes-ranges"))))[:, 1:]
+    return _quantile_ranges(m, quantile)
+
+
+def render_ranges(scorer: nn.Module, n: int, seed: int, size: int, quantile: float) -> list[tuple[float, float]]:
+    """Fixed archive ranges: the same quantiles of the measures of balanced renders, not of any sampler.
+
+    Ranges calibrated on random samples follow the generator (a biased one's samples set them); these
+    depend on the scorer and the target domain only, so QDGS and random sampling are compared on
+    ranges neither of them chose. The renders draw the stream ``"shapes-fixed-ranges"`` of ``seed``.
+    """
+    with torch.no_grad():
+        m = prompt_scores(scorer, balanced_set(n, derive(seed, "shapes-fixed-ranges"), size).floats())[:, 1:]
+    return _quantile_ranges(m, quantile)
+
+
+def _quantile_ranges(m: np.ndarray, quantile: float) -> list[tuple[float, float]]:
+    """The (q, 1 − q) quantiles of each column of ``m``, widened 5 % of the spread on each side."""
     lo, hi = np.quantile(m, quantile, axis=0), np.quantile(m, 1 - quantile, axis=0)
     pad = 0.05 * (hi - lo)
     return [(float(a - d), float(b + d)) for a, b, d in zip(lo, hi, pad)]

@@ -7,6 +7,8 @@ epochs, test size) reuses the set, and anything that changes an image or a label
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,8 @@ from torch import nn
 
 from qdgs.cache import arrays_hash, artifact
 from qdgs.datasets import write_image_folder
+from qdgs.scoring import PromptScoring
+from qdgs.seeds import derive, numpy_rng
 from qdgs.shapes.labels import label_by_measure
 from qdgs.shapes.render import SHAPE_NAMES
 
@@ -71,3 +75,51 @@ def write_synthetic(name: str, images: torch.Tensor, labels: np.ndarray, latents
     key = {"name": name, "note": note, "n": len(labels),
            "content": arrays_hash(images, labels, latents, objective, measures)}
     return artifact(f"shapes-synthetic-{name}", key, build)
+
+
+@dataclass
+class SampledSet:
+    """One labelled synthetic set and where it came from.
+
+    Attributes:
+        images, labels: the kept images (n, 3, H, W) in [0, 1] and their shape labels (n,).
+        latents, objective, measures: every candidate latent (N, D) and its scores, labelled or not.
+        keep: (N,) which candidates were labelled (and are in ``images``).
+        path: the written image folder.
+    """
+
+    images: torch.Tensor
+    labels: np.ndarray
+    latents: np.ndarray
+    objective: np.ndarray
+    measures: np.ndarray
+    keep: np.ndarray
+    path: Path
+
+
+def qdgs_and_random_sets(scoring: PromptScoring, elites: Mapping[str, np.ndarray], zero: float, gap: float,
+                         seed: int, size: int = 0, tag: str = "") -> dict[str, SampledSet]:
+    """The QDGS set (the archive's elites) and a random set of as many prior samples, labelled and written.
+
+    Both go through the same labelling rule and writer; the random latents are the stream
+    ``"random-set"`` of ``seed``. With ``size`` a random subset of that many elites is taken (the same
+    count for both sets).
+
+    Args:
+        scoring: the search's scoring (its generator decodes, its scorer labels the random samples).
+        elites: :meth:`qdgs.search.SearchResult.elites` of the QDGS archive.
+        tag: appended to the written sets' names (e.g. "-balanced-generator").
+    """
+    if size:
+        pick = numpy_rng(seed, "synthetic-subset").permutation(len(elites["solution"]))[:size]
+        elites = {k: v[pick] for k, v in elites.items()}
+    z_rand = scoring.generator.sample_latents(len(elites["solution"]), derive(seed, "random-set")).cpu().numpy()
+    ev = scoring.evaluate(z_rand)
+    out = {}
+    for name, z, objective, measures, note in (
+            ("qdgs", elites["solution"], elites["objective"], elites["measures"], "Every elite of the passive QDGS archive."),
+            ("random", z_rand, ev.objective, ev.measures, "Random prior latents, labelled by the same rule.")):
+        images, labels, keep = synthetic_set(scoring.generator, z, measures[:, 1], zero, gap)
+        path = write_synthetic(name + tag, images, labels, z[keep], objective[keep], measures[keep], note=note)
+        out[name] = SampledSet(images, labels, z, objective, measures, keep, path)
+    return out
