@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["GlobalBatchNorm", "all_reduce_sum", "broadcast_object", "global_mean_std", "init_process_group", "local_rows", "rank",
+__all__ = ["GlobalBatchNorm", "all_reduce_sum", "broadcast_object", "data_parallel", "global_mean_std", "init_process_group", "local_rows", "rank",
            "sync_batchnorm", "world_size"]
 
 
@@ -81,6 +81,19 @@ def global_mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float(), ((squares - n * mean.square()) / (n - 1)).clamp_min(0).sqrt().float()
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """A sum over the ranks that autograd differentiates: every rank's loss depends on every rank's
+    input, so the gradient that reaches a rank's input is the sum of the ranks' output gradients."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return all_reduce_sum(x.clone())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return all_reduce_sum(grad.clone())
+
+
 class GlobalBatchNorm(_BatchNorm):
     """BatchNorm over the global batch of all ranks, on any backend (gloo on the CPU included).
 
@@ -105,7 +118,7 @@ class GlobalBatchNorm(_BatchNorm):
         shift = (self.running_mean if self.running_mean is not None else x.new_zeros(c)).detach()
         xs = x - shift.view(view)
         count = x.new_full((1,), x.numel() // c)
-        stats = dist_nn.all_reduce(torch.cat([xs.sum(dims), xs.square().sum(dims), count]))
+        stats = _SumOverRanks.apply(torch.cat([xs.sum(dims), xs.square().sum(dims), count]))
         n = stats[-1]
         shifted_mean = stats[:c] / n
         var = stats[c:2 * c] / n - shifted_mean.square()
@@ -145,6 +158,16 @@ def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     return _to_global(module)
+
+
+def data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` (already on ``device``) ready for data-parallel training: global-batch BatchNorm
+    and DistributedDataParallel, which averages the gradients over the ranks; as it is in one process."""
+    if world_size() == 1:
+        return module
+    return DistributedDataParallel(sync_batchnorm(module, device),
+                                   device_ids=[device.index if device.index is not None else torch.cuda.current_device()]
+                                   if device.type == "cuda" else None)
 
 
 def init_process_group(device: str = "auto", timeout_s: float = 1800) -> torch.device:

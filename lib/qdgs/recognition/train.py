@@ -31,12 +31,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from qdgs.cache import atomic_write
 from qdgs.device import resolve_device
 from qdgs.progress import progress
-from qdgs.recognition.distributed import all_reduce_sum, local_rows, rank, sync_batchnorm, world_size
+from qdgs.recognition.distributed import all_reduce_sum, data_parallel, local_rows, rank, world_size
 from qdgs.recognition.heads import MarginHead, make_head
 from qdgs.recognition.identities import FaceSet
 from qdgs.recognition.iresnet import BackboneConfig, IResNet
@@ -311,10 +310,7 @@ def train(data: FaceSet, backbone_config: BackboneConfig, config: TrainConfig,
                          config.margin, config.h)
     if init is not None:
         backbone.load_state_dict(init)
-    model = Recognizer(backbone, head).to(device)
-    if ranks > 1:
-        model = DistributedDataParallel(sync_batchnorm(model, device),
-                                        device_ids=[device.index] if device.type == "cuda" else None)
+    model = data_parallel(Recognizer(backbone, head).to(device), device)
     # as in AdaFace/InsightFace: no weight decay on BN and PReLU parameters
     decay = [p for n, p in backbone.named_parameters() if p.ndim > 1] + [head.weight]
     rest = [p for n, p in backbone.named_parameters() if p.ndim <= 1]
