@@ -9,7 +9,10 @@ gradient norm of 18–160, above the trainer's clipping norm of 5, and clipping 
 
 import contextlib
 import importlib
+import os
 import socket
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +28,7 @@ from torch import nn
 from qdgs.recognition import IResNet, TrainConfig, make_head, train
 from qdgs.recognition import distributed as ddp
 from qdgs.seeds import seeded_init
-from recognition_fixtures import TINY, toy_faces
+from recognition_fixtures import TINY, toy_faces, write_identity_folder
 
 training = importlib.import_module("qdgs.recognition.train")  # the module (the package exports the function)
 
@@ -177,3 +180,38 @@ def test_global_batchnorm_without_a_process_group_is_batchnorm():
     plain, synced = nn.BatchNorm2d(3), ddp.sync_batchnorm(nn.BatchNorm2d(3), torch.device("cpu"))
     assert isinstance(synced, ddp.GlobalBatchNorm)
     assert torch.equal(plain(x), synced(x)) and torch.equal(plain.running_var, synced.running_var)
+
+
+def test_the_command_outside_torchrun_says_how_to_launch_it(monkeypatch, capsys):
+    from qdgs.recognition.launch import main
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--data", "somewhere", "--profile", "smoke", "-p", "device=cpu"]) == 2
+    assert "launch this with torchrun" in capsys.readouterr().err
+    assert main(["--data", "somewhere", "-p", "workers=-1"]) == 2
+    assert "workers" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torchrun_command_trains_the_model_the_notebook_then_reuses(tmp_path, monkeypatch):
+    from qdgs.profiles import spec
+    from qdgs.recognition import experiment as ex
+
+    write_identity_folder(tmp_path / "set", toy_faces(n_ids=4, per=8, size=64))
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "qdgs.recognition.launch", "--profile", "smoke", "--data", str(tmp_path / "set"),
+               "-p", "batch_size=8", "-p", "device=cpu"]
+    env = {**os.environ, "QDGS_CACHE": str(cache), "OMP_NUM_THREADS": "1", "QDGS_PROGRESS": "0"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = Path(done.stdout.strip().splitlines()[-1])
+    assert printed.name == "backbone.pt" and printed.is_file()
+
+    monkeypatch.setenv("QDGS_CACHE", str(cache))
+    monkeypatch.setattr(ex, "train", lambda *a, **k: pytest.fail("the notebook retrained a model torchrun made"))
+    p = spec("recognition").resolve("smoke", batch_size=8)
+    backbone_config, pretrain, _ = ex.configs(p)
+    _, history, path = ex.trained_backbone(tmp_path / "set", backbone_config, pretrain, progress_bar=False)
+    assert path / "backbone.pt" == printed and list(history.epoch) == [1] and history.images.iloc[0] == 32

@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         p = spec("recognition").resolve(args.profile, **_overrides(args.param))
-    except ParameterError as err:
+        device = init_process_group(p.device)
+    except (ParameterError, RuntimeError, ValueError) as err:  # bad parameters, or not under torchrun
         print(f"qdgs.recognition.launch: error: {err}", file=sys.stderr)
         return 2
-    device = init_process_group(p.device)
     try:
         backbone_config, pretrain, real = configs(p)
         config = replace(real if args.stage == "real" else pretrain, seed=args.seed)
