@@ -23,12 +23,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from torch import nn
-
 from qdgs.recognition import IResNet, TrainConfig, make_head, train
 from qdgs.recognition import distributed as ddp
 from qdgs.seeds import seeded_init
 from recognition_fixtures import TINY, toy_faces, write_identity_folder
+from torch import nn
 
 training = importlib.import_module("qdgs.recognition.train")  # the module (the package exports the function)
 
@@ -204,7 +203,7 @@ def test_torchrun_command_trains_the_model_the_notebook_then_reuses(tmp_path, mo
                "-m", "qdgs.recognition.launch", "--profile", "smoke", "--data", str(tmp_path / "set"),
                "-p", "batch_size=8", "-p", "device=cpu"]
     env = {**os.environ, "QDGS_CACHE": str(cache), "OMP_NUM_THREADS": "1", "QDGS_PROGRESS": "0"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=DEADLINE_S)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     printed = Path(done.stdout.strip().splitlines()[-1])
     assert printed.name == "backbone.pt" and printed.is_file()

@@ -21,6 +21,7 @@ from qdgs.recognition.verification import (BIN_BENCHMARKS, PairSet, PixelEmbedde
 __all__ = ["HEADS", "AdaFace", "ArcFace", "CosFace", "MarginHead", "make_head", "FaceSet", "identity_set_fingerprint",
            "load_identity_set", "load_image_folder", "load_record", "write_record", "DEPTHS", "BackboneConfig",
            "IResNet", "iresnet", "AugmentPlan", "EpochBatches", "Recognizer", "TrainConfig", "Trained",
-           "apply_augmentation", "augment", "draw_augmentation", "epoch_loader", "load_backbone", "save_backbone", "train",
+           "apply_augmentation", "augment", "draw_augmentation", "epoch_loader", "load_backbone", "save_backbone",
+           "train",
            "BIN_BENCHMARKS", "PairSet", "PixelEmbedder", "Verification", "available_benchmarks", "best_threshold",
            "embed", "evaluate", "ita_skin_labels", "load_bin", "load_lfw", "pair_scores", "skin_split", "ten_fold"]

@@ -5,7 +5,9 @@ DistributedDataParallel job (the process group is set up by :func:`init_process_
 :mod:`qdgs.recognition.launch`). Each rank takes a disjoint, contiguous 1/N of every global batch
 (:func:`local_rows`), so a run on N ranks optimises the same loss, with the same global batch, as
 one process: DDP averages the gradients of the per-rank mean losses, which is the gradient of the
-global mean loss. Two things would still differ and are synchronised here:
+global mean loss. The margin head is inside the DDP module with the backbone
+(:class:`qdgs.recognition.train.Recognizer`), so its prototypes get averaged gradients too. Two
+things would still differ and are synchronised here:
 
 - BatchNorm statistics: a rank would normalise with its shard's statistics. :func:`sync_batchnorm`
   turns every BatchNorm into one that uses the global batch's: PyTorch's ``SyncBatchNorm`` on CUDA,
@@ -26,11 +28,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["GlobalBatchNorm", "all_reduce_sum", "broadcast_object", "data_parallel", "global_mean_std", "init_process_group", "local_rows", "rank",
-           "sync_batchnorm", "world_size"]
+__all__ = ["GlobalBatchNorm", "all_reduce_sum", "broadcast_object", "data_parallel", "global_mean_std",
+           "init_process_group", "local_rows", "rank", "sync_batchnorm", "world_size"]
 
 
 def world_size() -> int:
@@ -165,9 +167,8 @@ def data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
     and DistributedDataParallel, which averages the gradients over the ranks; as it is in one process."""
     if world_size() == 1:
         return module
-    return DistributedDataParallel(sync_batchnorm(module, device),
-                                   device_ids=[device.index if device.index is not None else torch.cuda.current_device()]
-                                   if device.type == "cuda" else None)
+    gpu = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return DistributedDataParallel(sync_batchnorm(module, device), device_ids=gpu)
 
 
 def init_process_group(device: str = "auto", timeout_s: float = 1800) -> torch.device:
