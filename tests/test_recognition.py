@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from qdgs.recognition import (AdaFace, ArcFace, BackboneConfig, CosFace, PixelEmbedder, TrainConfig, augment,
-                              available_benchmarks, best_threshold, embed, evaluate, iresnet, load_bin,
+from qdgs.recognition import (AdaFace, ArcFace, BackboneConfig, CosFace, EpochBatches, PixelEmbedder, TrainConfig,
+                              augment, available_benchmarks, best_threshold, embed, evaluate, iresnet, load_bin,
                               load_identity_set, load_lfw, make_head, pair_scores, skin_split, ten_fold, train,
-                              write_record)
+                              epoch_loader, write_record)
 from qdgs.recognition.verification import PairSet
+from qdgs.seeds import torch_generator
 from recognition_fixtures import TINY, fake_lfw, png, toy_faces, write_identity_folder
 
 
@@ -223,6 +224,29 @@ def test_augment_keeps_shape_range_and_is_seeded():
     b = augment(x.clone(), 0.5, torch.Generator().manual_seed(1))
     assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1 and torch.equal(a, b)
     assert not torch.equal(a, x)
+
+
+def test_epoch_batches_are_the_seeded_loop_for_any_workers_and_shards():
+    torch.set_num_threads(1)
+    data = toy_faces()
+    cfg = TrainConfig(batch_size=8, augment_p=0.5, seed=3)
+    order = torch.randperm(len(data.labels), generator=torch_generator(3, "recognition-train", "batches", 1))
+    gen = torch_generator(3, "recognition-train", "augment", 1)
+    loop = []  # the trainer's loop before batches came from a DataLoader: index, then augment, in order
+    for i in range(len(data.labels) // 8):
+        idx = order[i * 8:(i + 1) * 8]
+        loop.append((augment(data.images[idx].float() / 255, 0.5, gen), data.labels[idx]))
+    for workers in (0, 2):
+        batches = list(epoch_loader(EpochBatches(data, cfg, epoch=1), workers))
+        assert len(batches) == len(loop) == 6
+        for (x, y), (x0, y0) in zip(batches, loop):
+            assert torch.equal(x, x0) and torch.equal(y, y0), workers
+    halves = [EpochBatches(data, cfg, 1, rows) for rows in (slice(0, 4), slice(4, 8))]  # two ranks' shares
+    for i, (x0, y0) in enumerate(loop):
+        assert torch.equal(torch.cat([h[i][0] for h in halves]), x0)
+        assert torch.equal(torch.cat([h[i][1] for h in halves]), y0)
+    other_epoch = EpochBatches(data, cfg, epoch=2)[0]
+    assert not torch.equal(other_epoch[0], loop[0][0])
 
 
 def test_training_learns_and_resume_equals_uninterrupted(tmp_path):

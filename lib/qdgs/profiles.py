@@ -125,6 +125,9 @@ FACES = ChapterSpec("faces", (
 
 RECOGNITION = ChapterSpec("recognition", (
     DEVICE,
+    Param("workers", int, by_profile(0, 0, 8), low=0,
+          help="DataLoader processes preparing training batches (0 in the notebook's own); the batches "
+               "do not depend on it"),
     Param("qd_dir", str, "", help="QD dataset directory, empty for the one notebook 02 recorded"),
     Param("rand_dir", str, "", help="Rand dataset directory, empty for the one notebook 02 recorded"),
     Param("real_dir", str, "", help="optional real identity set (image folder or InsightFace train.rec) "

@@ -19,8 +19,9 @@ import torch
 from qdgs import results
 from qdgs.cache import artifact, cache_root, params_key, weights_hash
 from qdgs.recognition.identities import FaceSet, identity_set_fingerprint, load_identity_set
+from qdgs.recognition.distributed import broadcast_object, rank
 from qdgs.recognition.iresnet import BackboneConfig, IResNet
-from qdgs.recognition.train import TrainConfig, load_backbone, save_backbone, train
+from qdgs.recognition.train import TrainConfig, Trained, load_backbone, save_backbone, train
 from qdgs.recognition.verification import PairSet, evaluate, skin_split
 
 
@@ -36,8 +37,13 @@ def resized(data: FaceSet, size: int) -> FaceSet:
 
 def trained_backbone(data_dir: str | Path, backbone_config: BackboneConfig, config: TrainConfig,
                      init: str | Path | None = None, on_epoch: Callable[[int, IResNet], dict] | None = None,
-                     progress_bar: bool = True) -> tuple[IResNet, pd.DataFrame, Path]:
+                     progress_bar: bool = True, device: str | torch.device = "cpu",
+                     workers: int = 0) -> tuple[IResNet, pd.DataFrame, Path]:
     """Train (or reuse) a backbone on the identity set at ``data_dir``.
+
+    Neither ``device`` nor ``workers`` enters the key: they change how fast the model is made, not
+    what it is. Called on every rank of a ``torchrun`` job, rank 0 looks the model up and, when it
+    has to be built, all ranks train it together (:func:`qdgs.recognition.train`); rank 0 stores it.
 
     Args:
         data_dir: an image-folder or InsightFace record identity set.
@@ -46,9 +52,11 @@ def trained_backbone(data_dir: str | Path, backbone_config: BackboneConfig, conf
         init: a ``backbone.pt`` to start from (the real stage after pretraining).
         on_epoch: per-epoch evaluation for the training curves (see :func:`qdgs.recognition.train`).
         progress_bar: show progress.
+        device: where to train, and where the returned backbone lies.
+        workers: DataLoader processes preparing the batches.
 
     Returns:
-        The backbone (eval mode), its per-epoch history and the artifact directory
+        The backbone (eval mode, on ``device``), its per-epoch history and the artifact directory
         (``backbone.pt``, ``history.csv``).
     """
     start = load_backbone(init) if init else None
@@ -56,17 +64,30 @@ def trained_backbone(data_dir: str | Path, backbone_config: BackboneConfig, conf
            "train": asdict(config), "init": weights_hash(start) if start else None}
     checkpoints = cache_root() / "recognition-checkpoints" / params_key("recognition-model", key, code=(__name__,))
 
-    def build(tmp: Path) -> None:
+    def fit() -> tuple[FaceSet, Trained]:
         data = resized(load_identity_set(data_dir, backbone_config.input_size), backbone_config.input_size)
-        result = train(data, backbone_config, config, checkpoint_dir=checkpoints,
-                       init=start.state_dict() if start else None,
-                       on_epoch=on_epoch, progress_bar=progress_bar)
+        return data, train(data, backbone_config, config, checkpoint_dir=checkpoints,
+                           init=start.state_dict() if start else None, on_epoch=on_epoch,
+                           progress_bar=progress_bar, device=device, workers=workers)
+
+    built = []
+
+    def build(tmp: Path) -> None:
+        broadcast_object(True)  # the other ranks train alongside
+        built.append(True)
+        data, result = fit()
         save_backbone(result.backbone, tmp / "backbone.pt")
         result.history.assign(identities=data.num_classes, images=len(data.labels)).to_csv(
             tmp / "history.csv", index=False)
 
-    path = artifact("recognition-model", key, build)
-    return load_backbone(path / "backbone.pt"), pd.read_csv(path / "history.csv"), path
+    if rank() == 0:
+        path = artifact("recognition-model", key, build)
+        if not built:
+            broadcast_object(False)
+    elif broadcast_object():
+        fit()
+    path = Path(broadcast_object(str(path) if rank() == 0 else None))
+    return load_backbone(path / "backbone.pt", device), pd.read_csv(path / "history.csv"), path
 
 
 def verify_all(model: Callable[[torch.Tensor], torch.Tensor], benchmarks: list[PairSet],

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qdgs.recognition.distributed import global_mean_std
+
 HEADS = ("adaface", "arcface", "cosface")
 _EPS = 1e-3
 
@@ -104,8 +106,9 @@ class AdaFace(MarginHead):
         """(B,) margin scaler in [−1, 1] from the embedding norms; updates the running stats in training."""
         norms = embeddings.detach().norm(dim=1).clamp(0.001, 100)
         if self.training and len(norms) > 1:
-            self.batch_mean.mul_(1 - self.momentum).add_(self.momentum * norms.mean())
-            self.batch_std.mul_(1 - self.momentum).add_(self.momentum * norms.std())
+            mean, std = global_mean_std(norms)  # the global batch's, when data-parallel
+            self.batch_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+            self.batch_std.mul_(1 - self.momentum).add_(self.momentum * std)
         return ((norms - self.batch_mean) / (self.batch_std + _EPS) * self.h).clamp(-1, 1)
 
     def target_logit(self, cos: torch.Tensor, embeddings: torch.Tensor, m: float) -> torch.Tensor:

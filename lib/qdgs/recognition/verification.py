@@ -175,7 +175,10 @@ def ten_fold(scores: np.ndarray, same: np.ndarray, fold: np.ndarray) -> Verifica
 @torch.no_grad()
 def embed(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, size: int | None = None,
           batch_size: int = 256, flip: bool = True) -> torch.Tensor:
-    """Flip-averaged embeddings (N, D) of (N, 3, S, S) uint8 (or [0, 1] float) faces.
+    """Flip-averaged embeddings (N, D) of (N, 3, S, S) uint8 (or [0, 1] float) faces, on the CPU.
+
+    The faces are embedded on the device that holds the model's parameters (the CPU for a model
+    without any): move the model to embed on a GPU.
 
     Args:
         model: maps (B, 3, size, size) images in [0, 1] to (B, D); put in eval mode here if a Module.
@@ -184,18 +187,20 @@ def embed(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, s
         batch_size: faces per forward pass.
         flip: add the embedding of the mirrored face.
     """
+    device = torch.device("cpu")
     if isinstance(model, torch.nn.Module):
         model.eval()
+        device = next(model.parameters(), torch.empty(0)).device
     out = []
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size]
+        x = images[start:start + batch_size].to(device, non_blocking=True)
         x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
         if size and x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         e = model(x)
         if flip:
             e = e + model(x.flip(-1))
-        out.append(e)
+        out.append(e.cpu())
     return torch.cat(out)
 
 
