@@ -22,9 +22,19 @@ from typing import Any
 
 from qdgs.params import ParameterError
 
-__all__ = ["Measure", "Prompts", "SHAPES_PAPER", "FACES_PAPER", "SHAPES_LEADING", "FACES_LEADING",
-           "check_objective_prompts", "measure_prompts_check", "check_archive_dims", "check_prompts",
-           "vocabulary_table"]
+__all__ = [
+    "FACES_LEADING",
+    "FACES_PAPER",
+    "SHAPES_LEADING",
+    "SHAPES_PAPER",
+    "Measure",
+    "Prompts",
+    "check_archive_dims",
+    "check_objective_prompts",
+    "check_prompts",
+    "measure_prompts_check",
+    "vocabulary_table",
+]
 
 
 @dataclass(frozen=True)
