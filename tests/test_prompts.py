@@ -15,7 +15,8 @@ from qdgs.profiles import spec
 from qdgs.prompts import FACES_PAPER, SHAPES_PAPER, Prompts, check_prompts, vocabulary_table
 from qdgs.results import load
 from qdgs.scorers.offline_clip import OfflineClipScorer, UnknownPromptWarning, load_trained, make_clip, save_clip
-from qdgs.scorers.openai_clip import MODEL_NAME, load_openai_clip
+from qdgs.scorers.openai_clip import load_openai_clip
+from test_openai_clip import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 GLASSES = ["glasses", "A person wearing glasses.", "A person without glasses."]
@@ -149,10 +150,7 @@ def test_the_vocabulary_is_stored_with_the_trained_scorer(tmp_path):
 def tiny_openai_dir(tmp_path_factory):
     """A ViT-B-32-quickgelu-shaped CLIP (tiny widths, random weights) in open_clip's local-dir layout."""
     root = tmp_path_factory.mktemp("tiny-openai-clip")
-    cfg = json.loads((open_clip.factory._MODEL_CONFIG_PATHS[0] / f"{MODEL_NAME}.json").read_text())
-    cfg["embed_dim"] = 32
-    cfg["vision_cfg"].update(width=64, layers=2)
-    cfg["text_cfg"].update(width=64, heads=2, layers=2)
+    cfg = tiny_config()
     (root / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
     torch.manual_seed(0)
     model = open_clip.CLIP(**{k: cfg[k] for k in ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu")})
