@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qdgs.scorers import offline_clip
-from qdgs.scorers.offline_clip import OfflineClipScorer, load_clip, make_clip, save_clip, train_clip
+from qdgs.scorers.offline_clip import OfflineClipScorer, load_clip, load_trained, make_clip, save_clip, train_clip
 
 TINY = {"embed_dim": 16, "vision_cfg": {"image_size": 16, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
@@ -69,8 +69,9 @@ def test_train_clip_lowers_the_loss_and_round_trips(tiny_config, tmp_path):
     losses = train_clip(model, sample_batch, vocab, steps=40, lr=3e-3, seed=0, progress=False, batch_size=16,
                         pair_weight=1.0)
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
-    save_clip(model, tmp_path / "clip.pt", tiny_config)
-    again = OfflineClipScorer(load_clip(tmp_path / "clip.pt"))
+    save_clip(model, tmp_path / "clip.pt", tiny_config, vocab)
+    again = load_trained(tmp_path / "clip.pt")
+    assert again.vocabulary == tuple(vocab)
     x = sample_batch(np.random.default_rng(1), 4)[0]
     assert torch.allclose(again.encode_image(x), OfflineClipScorer(model).encode_image(x), atol=1e-6)
 

@@ -9,14 +9,20 @@ import torch
 from qdgs.scorers.openai_clip import MODEL_NAME, OpenAIClipScorer, load_openai_clip
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """A ViT-B-32-quickgelu-shaped model (same layout, tiny widths) saved as a checkpoint file."""
-    root = tmp_path_factory.mktemp("clip")
+def tiny_config() -> dict:
+    """open_clip's ViT-B-32-quickgelu config with tiny widths: the same layout, random weights load in seconds."""
     cfg = json.loads((open_clip.factory._MODEL_CONFIG_PATHS[0] / f"{MODEL_NAME}.json").read_text())
     cfg["embed_dim"] = 32
     cfg["vision_cfg"].update(width=64, layers=2)
     cfg["text_cfg"].update(width=64, heads=2, layers=2)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A ViT-B-32-quickgelu-shaped model (same layout, tiny widths) saved as a checkpoint file."""
+    root = tmp_path_factory.mktemp("clip")
+    cfg = tiny_config()
     (root / "tiny-ViT-B-32-quickgelu.json").write_text(json.dumps(cfg))
     open_clip.add_model_config(root / "tiny-ViT-B-32-quickgelu.json")
     torch.manual_seed(0)

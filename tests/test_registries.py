@@ -52,10 +52,11 @@ def test_offline_clip_loads_from_the_file_save_clip_wrote(tmp_path, monkeypatch)
     monkeypatch.setattr(offline_clip, "CONFIG_DIR", tmp_path)
     (tmp_path / "tiny.json").write_text(json.dumps(TINY))
     model = offline_clip.make_clip("tiny", seed=1)
-    offline_clip.save_clip(model, tmp_path / "clip.pt", "tiny")
-    scorer = load_scorer("offline-clip", path=tmp_path / "clip.pt")
     prompts = ["A red shape.", "A blue shape."]
+    offline_clip.save_clip(model, tmp_path / "clip.pt", "tiny", prompts)
+    scorer = load_scorer("offline-clip", path=tmp_path / "clip.pt")
     assert torch.allclose(scorer.encode_text(prompts), offline_clip.OfflineClipScorer(model).encode_text(prompts))
+    assert scorer.vocabulary == tuple(prompts)
 
 
 def test_openai_clip_by_name_reports_unusable_weights(tmp_path):

@@ -9,6 +9,7 @@ message that names the parameter and what it accepts.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -40,6 +41,8 @@ class Param:
         pattern: a regular expression a string value must match whole, for open sets such as
             ``cuda:N``.
         help: one line saying what the parameter means.
+        validate: a further check of a value's content (a list of prompt pairs, say): returns the
+            value or raises one ParameterError naming the parameter.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Param:
     high: float | None = None
     pattern: str | None = None
     help: str = ""
+    validate: Callable[[Any], Any] | None = None
 
     def profile_default(self, profile: str) -> Any:
         """The value this parameter takes on ``profile`` when none is given."""
@@ -89,7 +93,7 @@ class Param:
                     f"[{self.low if self.low is not None else '-inf'}, "
                     f"{self.high if self.high is not None else 'inf'}]"
                 )
-        return value
+        return value if self.validate is None else self.validate(value)
 
 
 def check_profile(profile: Any) -> str:

@@ -12,13 +12,23 @@ for it is an error that says so: no profile silently runs as another.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from qdgs.device import DEVICE_PATTERN
 from qdgs.params import PROFILES, Param, ParameterError, by_profile, check_profile, resolve
+from qdgs.prompts import (
+    FACES_LEADING,
+    FACES_PAPER,
+    SHAPES_LEADING,
+    SHAPES_PAPER,
+    Prompts,
+    check_archive_dims,
+    check_objective_prompts,
+    measure_prompts_check,
+)
 from qdgs.results import CHAPTERS, chapter
 
 __all__ = ["ChapterSpec", "SPECS", "PAPER_BIASES", "spec", "spec_for_notebook", "chapter_parameters",
@@ -34,6 +44,16 @@ DEVICE = Param("device", str, "auto", pattern=DEVICE_PATTERN,
                help="auto (CUDA when present) | cpu | cuda | cuda:N")
 
 
+def prompt_params(paper: Prompts, leading: tuple[str, ...]) -> tuple[Param, Param]:
+    """A chapter's ``objective_prompts`` and ``measure_prompts`` parameters, the paper's prompts as defaults."""
+    objective, measures = paper.parameters()
+    return (Param("objective_prompts", list, objective, validate=check_objective_prompts,
+                  help="objective prompt pair: [positive, negative]"),
+            Param("measure_prompts", list, measures, validate=measure_prompts_check(leading),
+                  help=f"measures: [short name, first prompt, second prompt] each; the first named "
+                       f"{', '.join(leading)}; archive_dims lists one cell count per measure"))
+
+
 @dataclass(frozen=True)
 class ChapterSpec:
     """The parameters of one chapter's notebook (:data:`qdgs.results.CHAPTERS`) and the profiles it has a version for."""
@@ -42,6 +62,8 @@ class ChapterSpec:
     params: tuple[Param, ...]
     profiles: tuple[str, ...] = PROFILES
     missing_profile_hint: str = ""
+    #: checks across parameters, run on the resolved values (each raises one ParameterError)
+    checks: tuple[Callable[[SimpleNamespace], None], ...] = ()
 
     @property
     def notebook(self) -> str:
@@ -54,7 +76,10 @@ class ChapterSpec:
         if profile not in self.profiles:
             raise ParameterError(f"chapter '{self.chapter}' ({self.notebook}) has no '{profile}' version; "
                                  f"its profiles: {', '.join(self.profiles)}. {self.missing_profile_hint}".strip())
-        return resolve(list(self.params), profile, **given)
+        values = resolve(list(self.params), profile, **given)
+        for check in self.checks:
+            check(values)
+        return values
 
 
 SHAPES = ChapterSpec("shapes", (
@@ -71,8 +96,9 @@ SHAPES = ChapterSpec("shapes", (
     Param("scorer_generated", float, by_profile(0.3, 0.3, 0.0), low=0.0, high=0.9,
           help="share of the scorer's training shapes that are VAE samples captioned by the decoder"),
     Param("iterations", int, by_profile(150, 5000, 70_000), low=1, help="QDGS iterations"),
+    *prompt_params(SHAPES_PAPER, SHAPES_LEADING),
     Param("archive_dims", list, by_profile([10, 10], [50, 50], [50, 50]), low=2,
-          help="archive cells per measure (colour, shape)"),
+          help="archive cells per measure, one per entry of measure_prompts (the paper's colour, shape)"),
     Param("ranges", str, "calibrated", choices=("calibrated", "paper"),
           help="archive ranges: quantiles of random samples, or the paper's ±0.1"),
     Param("range_quantile", float, 0.01, low=0.0, high=0.25, help="quantile of random samples bounding a calibrated range"),
@@ -95,7 +121,7 @@ SHAPES = ChapterSpec("shapes", (
     Param("n_test", int, by_profile(400, 2000, 5000), low=4, help="balanced test images"),
     Param("oracle_images", int, by_profile(1000, 4000, 4000), low=4, help="balanced renders the oracle learns from"),
     Param("oracle_epochs", int, by_profile(2, 20, 20), low=1, help="epochs of the audit's oracle shape classifier"),
-))
+), checks=(check_archive_dims,))
 
 FACES = ChapterSpec("faces", (
     DEVICE,
@@ -107,8 +133,9 @@ FACES = ChapterSpec("faces", (
     Param("audit_steps", int, by_profile(10, 400, 1500), low=1, help="training steps of the audit classifier"),
     Param("calibration_samples", int, by_profile(128, 1024, 4096), low=16, help="random faces used to calibrate the measures"),
     Param("iterations", int, by_profile(40, 1000, 60_000), low=1, help="QDGS search iterations"),
+    *prompt_params(FACES_PAPER, FACES_LEADING),
     Param("archive_dims", list, by_profile([5, 5, 2, 5], [10, 10, 3, 10], [50, 25, 5, 25]), low=1,
-          help="archive cells per measure (skin, gender, hair, age)"),
+          help="archive cells per measure, one per entry of measure_prompts (the paper's skin, gender, hair, age)"),
     Param("ranges", str, by_profile("calibrated", "calibrated", "paper"), choices=("calibrated", "paper"),
           help="archive ranges: calibrated on random samples, or the paper's ±0.1"),
     Param("bins", str, by_profile("calibrated", "calibrated", "paper"), choices=("calibrated", "paper"),
@@ -119,9 +146,9 @@ FACES = ChapterSpec("faces", (
     Param("augmentation_scale", float, 0.3, low=0.0, help="std of the fixed latent offsets"),
     Param("align", bool, True, help="MTCNN-align dataset faces to 112 × 112"),
     Param("stylegan2_path", str, "", help="path of NVIDIA's stylegan2-ffhq-256x256.pkl, empty for the cache or a download"),
-    Param("clip_weights", str, "openai", help="OpenAI CLIP weights: 'openai' or a checkpoint path"),
+    Param("clip_weights", str, "openai", help="OpenAI CLIP weights: 'openai', a checkpoint file, or an open_clip model directory"),
     Param("seed", int, 0, low=0, help="seeds training, search and sampling"),
-))
+), checks=(check_archive_dims,))
 
 RECOGNITION = ChapterSpec("recognition", (
     DEVICE,

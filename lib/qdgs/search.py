@@ -370,14 +370,14 @@ def project_archive(archive: GridArchive, dims: tuple[int, int], bins: tuple[int
 
 
 def archive_table(results: Mapping[str, SearchResult], ranges: Sequence[tuple[float, float]] | None = None) -> pd.DataFrame:
-    """Coverage, QD score and elite count of each 2-D archive, on its own ranges or re-binned onto ``ranges``.
+    """Coverage, QD score and elite count of each archive over its first two measures, on its own ranges or ``ranges``.
 
     Re-binning (:func:`project_archive`) keeps one elite per new cell from those each archive holds,
     so every sampler is judged the same way on ranges it did not search on.
     """
     rows = []
     for name, result in results.items():
-        archive = result.archive if ranges is None else project_archive(result.archive, (0, 1), ranges=ranges)
+        archive = project_archive(result.archive, (0, 1), ranges=None if ranges is None else list(ranges)[:2])
         rows.append({"sampler": name, "coverage": archive.stats.coverage, "QD score": archive.stats.qd_score,
                      "elites": len(archive)})
     return pd.DataFrame(rows)

@@ -3,7 +3,9 @@
 UTKFace faces are captioned by their labels (skin, gender, decade) in several phrasings, the
 paper's prompts among them, plus degraded / discoloured copies captioned like the negative
 quality prompt. Hair length has no labels anywhere in UTKFace, so the scorer is never taught the
-hair prompts; the book shows what that measure does and says so.
+hair prompts; the book shows what that measure does and says so. :func:`vocabulary` is all the
+scorer knows: the trained scorer stores it and flags every other prompt
+(:meth:`qdgs.scorers.offline_clip.OfflineClipScorer.check_prompts`).
 """
 
 from __future__ import annotations

@@ -1,23 +1,23 @@
-"""The paper's prompts and the numbers it reports in OpenAI-CLIP units (facts file).
+"""The paper's face prompts and the numbers it reports in OpenAI-CLIP units (facts file).
 
-One objective pair and four measure pairs (skin tone, gender presentation, hair length, age). The
-bin threshold and archive range are OpenAI-CLIP units: another scorer needs its own calibration
-(:mod:`qdgs.faces.calibration`), which keeps them at the same relative place.
+One objective pair and four measure pairs (skin tone, gender presentation, hair length, age): the
+defaults of chapter 02's ``objective_prompts`` and ``measure_prompts`` parameters
+(:data:`qdgs.prompts.FACES_PAPER`). The bin threshold and archive range are OpenAI-CLIP units:
+another scorer needs its own calibration (:mod:`qdgs.faces.calibration`), which keeps them at the
+same relative place.
 """
 
 from __future__ import annotations
 
+from qdgs.prompts import FACES_PAPER
+
 __all__ = ["OBJECTIVE_PROMPTS", "MEASURE_PROMPTS", "MEASURE_NAMES", "PAPER_BIN_THRESHOLD", "PAPER_MEASURE_RANGE",
            "PAPER_DARK_SHARE"]
 
-OBJECTIVE_PROMPTS = ("A detailed photo of an individual with diverse features.",
-                     "An obscure, fake, or discolored photo of a person.")
-MEASURE_PROMPTS = (("A person with dark skin.", "A person with light skin."),
-                   ("A masculine person.", "A feminine person."),
-                   ("A person with long hair.", "A person with short hair."),
-                   ("A person in their 20s.", "A person in their 50s."))
+OBJECTIVE_PROMPTS = FACES_PAPER.objective
+MEASURE_PROMPTS = FACES_PAPER.pairs
 #: Short names of the measures, in the order of :data:`MEASURE_PROMPTS`.
-MEASURE_NAMES = ("skin", "gender", "hair", "age")
+MEASURE_NAMES = FACES_PAPER.names
 #: The paper's dataset bins (skin × gender, ±0.03) and archive range (±0.1), OpenAI-CLIP units.
 PAPER_BIN_THRESHOLD = 0.03
 PAPER_MEASURE_RANGE = 0.1

@@ -176,7 +176,7 @@ def train_offline_scorer(steps: int, seed: int = 0, progress_bar: bool = True) -
         train_clip(model, sampler, sampler.vocabulary, steps=steps, lr=recipe["lr"],
                    seed=derive(seed, "faces-scorer", "train"), progress=progress_bar,
                    batch_size=recipe["batch_size"], pair_weight=recipe["pair_weight"])
-        save_clip(model, tmp / "model.pt", SCORER_CONFIG)
+        save_clip(model, tmp / "model.pt", SCORER_CONFIG, sampler.vocabulary)
         held_out_zero_shot(OfflineClipScorer(model), seed).to_csv(tmp / "zero_shot.csv", index=False)
 
     return artifact("faces-offline-clip", offline_scorer_key(steps, seed), build)

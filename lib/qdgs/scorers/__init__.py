@@ -6,7 +6,8 @@ Load one by name with :func:`load_scorer` (names: :func:`list_scorers`):
   :mod:`qdgs.scorers.openai_clip`).
 - ``"offline-clip"``: a small CLIP-architecture model trained in the repository from a JSON config
   in ``lib/qdgs/configs``, written by :func:`qdgs.scorers.offline_clip.save_clip`
-  (``smoke`` and ``default`` profiles; :mod:`qdgs.scorers.offline_clip`).
+  (``smoke`` and ``default`` profiles; :mod:`qdgs.scorers.offline_clip`). It knows its training
+  captions and warns for a prompt outside them (:func:`qdgs.prompts.check_prompts`).
 
 Backends are imported when loaded: open_clip is a heavy import that a caller listing names, or
 reading a parameter spec, should not pay for.
@@ -33,9 +34,9 @@ def _openai_clip(weights: str = "openai", device: str | torch.device = "cpu") ->
 
 
 def _offline_clip(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    from qdgs.scorers.offline_clip import OfflineClipScorer, load_clip  # imported on use: open_clip
+    from qdgs.scorers.offline_clip import load_trained  # imported on use: open_clip
 
-    return OfflineClipScorer(load_clip(path)).to(device)
+    return load_trained(path).to(device)
 
 
 _REGISTRY = Registry("scorer", {"openai-clip": _openai_clip, "offline-clip": _offline_clip})

@@ -13,8 +13,13 @@ API (shared by the shapes and faces domains):
 - :func:`train_clip` trains it with a multi-positive InfoNCE over a fixed caption vocabulary,
   drawing batches from ``sample_batch(rng, batch_size) -> (images (B, 3, H, W) in [0, 1],
   positives (B, V) bool)``.
-- :class:`OfflineClipScorer` wraps a trained model behind the QDGS scorer interface.
-- :func:`save_clip` / :func:`load_clip` store a trained model with its config name.
+- :class:`OfflineClipScorer` wraps a trained model behind the QDGS scorer interface. It knows the
+  captions it was trained on: :meth:`~OfflineClipScorer.understands` answers whether a prompt is
+  one of them, and :meth:`~OfflineClipScorer.check_prompts` warns (:class:`UnknownPromptWarning`)
+  for each prompt that is not. A small model trained on a fixed vocabulary has no meaning for
+  other text; OpenAI CLIP does.
+- :func:`save_clip` / :func:`load_clip` / :func:`load_trained` store a trained model with its
+  config name and its training vocabulary.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -107,19 +113,46 @@ def _tokenizer(model: open_clip.CLIP) -> SimpleTokenizer:
     return SimpleTokenizer(context_length=model.context_length)
 
 
+class UnknownPromptWarning(UserWarning):
+    """A prompt the in-repo scorer was not trained on: its score means nothing."""
+
+
 class OfflineClipScorer(nn.Module):
     """A frozen in-repo CLIP behind the scorer interface (unit embeddings, differentiable images).
 
     Args:
         model: a trained open_clip CLIP (see :func:`make_clip`, :func:`train_clip`).
+        vocabulary: the captions it was trained on (:func:`load_trained` reads them from the file
+            :func:`save_clip` wrote); empty for an untrained model, which understands nothing.
         tokenizer: its tokenizer; by default open_clip's BPE tokenizer, which ships with the package.
     """
 
-    def __init__(self, model: open_clip.CLIP, tokenizer: SimpleTokenizer | None = None) -> None:
+    def __init__(self, model: open_clip.CLIP, vocabulary: Sequence[str] = (),
+                 tokenizer: SimpleTokenizer | None = None) -> None:
         super().__init__()
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer or _tokenizer(model)
         self.image_size = image_size(model)
+        self.vocabulary = tuple(vocabulary)
+        self._known = set(map(self._tokens, self.vocabulary))
+
+    def _tokens(self, text: str) -> tuple[int, ...]:
+        """The token ids the model reads for ``text`` (case and spacing as the tokenizer normalises them)."""
+        return tuple(self.tokenizer([text])[0].tolist())
+
+    def understands(self, prompt: str) -> bool:
+        """Whether ``prompt`` is, token for token, one of the captions the scorer was trained on."""
+        return self._tokens(prompt) in self._known
+
+    def check_prompts(self, prompts: Sequence[str]) -> list[str]:
+        """Warn once per prompt the scorer was not trained on (:class:`UnknownPromptWarning`); return them."""
+        unknown = [p for p in dict.fromkeys(prompts) if not self.understands(p)]
+        for prompt in unknown:
+            warnings.warn(f"the in-repo offline CLIP scorer was not trained on the prompt {prompt!r} and cannot judge "
+                          f"it: it knows only its {len(self.vocabulary)} training captions (the chapter lists them). "
+                          "Use a prompt from that list, or OpenAI CLIP (scorer openai-clip), which judges any prompt.",
+                          UnknownPromptWarning, stacklevel=2)
+        return unknown
 
     def train(self, mode: bool = True) -> OfflineClipScorer:
         """The scorer is frozen: always eval mode."""
@@ -219,18 +252,35 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
     return losses
 
 
-def save_clip(model: open_clip.CLIP, path: str | Path, config_name: str) -> None:
-    """Write a trained model's weights with the name of its architecture config to one ``.pt`` file."""
-    torch.save({"config": config_name, "state_dict": model.state_dict()}, path)
+def save_clip(model: open_clip.CLIP, path: str | Path, config_name: str, vocabulary: Sequence[str]) -> None:
+    """Write a trained model's weights, the name of its architecture config and the captions it was
+    trained on (the ``vocabulary`` given to :func:`train_clip`) to one ``.pt`` file."""
+    torch.save({"config": config_name, "state_dict": model.state_dict(), "vocabulary": list(vocabulary)}, path)
 
 
-def load_clip(path: str | Path) -> open_clip.CLIP:
-    """Rebuild a model written by :func:`save_clip`, or say how to make one."""
+def _read(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no offline CLIP weights at {path}: train them with train_clip "
                                 "(the chapter notebooks do it and cache the result)")
-    saved = torch.load(path, weights_only=True)
+    return torch.load(path, weights_only=True)
+
+
+def _rebuild(saved: dict) -> open_clip.CLIP:
     model = make_clip(saved["config"])
     model.load_state_dict(saved["state_dict"])
     return model.eval()
+
+
+def load_clip(path: str | Path) -> open_clip.CLIP:
+    """Rebuild a model written by :func:`save_clip`, or say how to make one."""
+    return _rebuild(_read(path))
+
+
+def load_trained(path: str | Path) -> OfflineClipScorer:
+    """The scorer of a file written by :func:`save_clip`, knowing the captions it was trained on."""
+    saved = _read(path)
+    if "vocabulary" not in saved:
+        raise ValueError(f"{path} was written before offline scorers recorded their training captions: delete it "
+                         "(or its artifact directory) and rerun the chapter, which retrains it")
+    return OfflineClipScorer(_rebuild(saved), saved["vocabulary"])

@@ -79,7 +79,10 @@ def load_openai_clip(pretrained: str = PRETRAINED, model_name: str = MODEL_NAME,
     """Load CLIP with weights; one clear error when they cannot be had.
 
     Args:
-        pretrained: ``"openai"`` (download or the local Hugging Face cache) or a checkpoint file.
+        pretrained: ``"openai"`` (download or the local Hugging Face cache), a checkpoint file, or
+            a directory holding ``open_clip_config.json`` and the weights (a snapshot of
+            ``timm/vit_base_patch32_clip_224.openai``, open_clip's ``local-dir:`` layout; its
+            config names the architecture, so ``model_name`` is not used).
         model_name: the open_clip architecture (the paper's ``ViT-B-32-quickgelu``).
         device: where to put the model.
 
@@ -90,8 +93,12 @@ def load_openai_clip(pretrained: str = PRETRAINED, model_name: str = MODEL_NAME,
 
     if pretrained == PRETRAINED and model_name == MODEL_NAME and os.environ.get("HF_HUB_OFFLINE") and not _cached():
         _no_weights(pretrained, model_name, "HF_HUB_OFFLINE is set and the weights are not in the local cache")
+    local_dir = os.path.isdir(pretrained)  # open_clip reads the architecture from the directory's config
+    if local_dir:
+        model_name = f"local-dir:{pretrained}"
     try:
-        model = open_clip.create_model(model_name, pretrained=pretrained, device=device, require_pretrained=True)
+        model = open_clip.create_model(model_name, pretrained=None if local_dir else pretrained, device=device,
+                                       require_pretrained=True)
     except torch.OutOfMemoryError:
         raise
     except WEIGHT_ERRORS as err:

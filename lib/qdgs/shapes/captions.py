@@ -1,5 +1,9 @@
 """The paper's shapes prompts and the captions the offline scorer learns them from.
 
+The prompts are the defaults of chapter 01's ``objective_prompts`` and ``measure_prompts``
+parameters (:data:`qdgs.prompts.SHAPES_PAPER`); the captions are the scorer's whole vocabulary,
+recorded with the trained scorer, so a prompt outside them is flagged, not silently misjudged.
+
 The scorer is trained contrastively on captioned images (:func:`qdgs.scorers.offline_clip.train_clip`):
 renders with hard captions, VAE reconstructions with their renders' captions, generator samples
 captioned by what the decoder drew (graded for overlays and blends), and splatters.
@@ -12,12 +16,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from qdgs.prompts import SHAPES_PAPER
 from qdgs.seeds import derive
 from qdgs.shapes.render import COLOUR_NAMES, SHAPE_NAMES, balanced_set, splatters
 
 #: The paper's prompts (facts file).
-OBJECTIVE_PROMPTS = ("A regular square or a triangle.", "Splatters of colors.")
-MEASURE_PROMPTS = (("A red shape.", "A blue shape."), ("A triangle with 3 edges.", "A square or diamond with 4 edges."))
+OBJECTIVE_PROMPTS = SHAPES_PAPER.objective
+MEASURE_PROMPTS = SHAPES_PAPER.pairs
 
 #: ``(n, seed) -> (images (n, 3, S, S) in [0, 1], square weight (n,), blueness (n,))``.
 GeneratedSamples = Callable[[int, int], tuple[torch.Tensor, np.ndarray, np.ndarray]]

@@ -8,6 +8,7 @@ rate retrains the scorer, a changed notebook parameter that the scorer never see
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from qdgs.cache import artifact, weights_hash
-from qdgs.scorers.offline_clip import OfflineClipScorer, load_clip, load_config, make_clip, save_clip, train_clip
+from qdgs.scorers.offline_clip import OfflineClipScorer, load_config, load_trained, make_clip, save_clip, train_clip
 from qdgs.scoring import prompt_values, remap_objective
 from qdgs.seeds import derive
 from qdgs.shapes.captions import MEASURE_PROMPTS, OBJECTIVE_PROMPTS, ShapeCaptionSampler, vocabulary
@@ -64,27 +65,36 @@ def cached_scorer(vae: ShapesVAE, steps: int, seed: int, size: int = 64, generat
                    seed=derive(seed, "shapes-scorer", "train"), progress=progress_bar,
                    batch_size=recipe["batch_size"], weight_decay=recipe["weight_decay"], warmup=recipe["warmup"],
                    pair_weight=recipe["pair_weight"])
-        save_clip(model, tmp / "clip.pt", SCORER_CONFIG)
+        save_clip(model, tmp / "clip.pt", SCORER_CONFIG, sampler.vocabulary)
         (tmp / "seconds.txt").write_text(f"{time.perf_counter() - t0:.1f}")
 
     path = artifact("shapes-offline-clip", settings, build)
-    return OfflineClipScorer(load_clip(path / "clip.pt")), float((path / "seconds.txt").read_text())
+    return load_trained(path / "clip.pt"), float((path / "seconds.txt").read_text())
 
 
-def prompt_scores(scorer: nn.Module, images: torch.Tensor) -> np.ndarray:
-    """(N, 3) [objective, colour measure, shape measure] of (N, 3, H, W) images in [0, 1].
+#: The paper's objective pair and measure pairs, in the order :func:`prompt_scores` takes them.
+PAPER_PAIRS = (OBJECTIVE_PROMPTS, *MEASURE_PROMPTS)
 
-    The paper's prompts through :func:`qdgs.scoring.prompt_values`, the objective remapped as the
-    search remaps it, so these are the numbers the search sees.
+
+def prompt_scores(scorer: nn.Module, images: torch.Tensor,
+                  pairs: Sequence[tuple[str, str]] = PAPER_PAIRS) -> np.ndarray:
+    """(N, 1 + M) [objective, colour measure, shape measure, ...] of (N, 3, H, W) images in [0, 1].
+
+    ``pairs`` (the objective pair, then the measure pairs; the paper's by default) through
+    :func:`qdgs.scoring.prompt_values`, the objective remapped as the search remaps it, so these
+    are the numbers the search sees.
     """
-    values = prompt_values(scorer, images, (OBJECTIVE_PROMPTS, *MEASURE_PROMPTS))
+    values = prompt_values(scorer, images, pairs)
     values[:, 0] = remap_objective(values[:, 0])
     return values
 
 
-def zero_shot(scorer: nn.Module, vae: ShapesVAE, n: int, seed: int, size: int = 64) -> tuple[pd.DataFrame, dict]:
-    """Zero-shot accuracy of the paper's prompts on held-out renders, VAE reconstructions and splatters.
+def zero_shot(scorer: nn.Module, vae: ShapesVAE, n: int, seed: int, size: int = 64,
+              pairs: Sequence[tuple[str, str]] = PAPER_PAIRS) -> tuple[pd.DataFrame, dict]:
+    """Zero-shot accuracy of the prompts on held-out renders, VAE reconstructions and splatters.
 
+    ``pairs`` are the objective pair, then the colour and the shape measure pairs (the paper's by
+    default; further measures are scored and not judged, renders have no labels for them).
     Colour is right when the colour measure's sign matches (negative = red); shape when the shape
     measure's sign matches (negative = triangle); quality by the mean objective of shapes vs
     splatters. Also returns the calibrated shape zero (see :func:`qdgs.shapes.labels.calibrate_zero`).
@@ -94,10 +104,10 @@ def zero_shot(scorer: nn.Module, vae: ShapesVAE, n: int, seed: int, size: int = 
     test = balanced_set(n, seed, size)
     with torch.no_grad():
         recon = vae.reconstruct(test.floats())
-    splat = prompt_scores(scorer, splatters(n // 2, seed, size).float() / 255)
+    splat = prompt_scores(scorer, splatters(n // 2, seed, size).float() / 255, pairs)
     rows, zero = [], 0.0
     for name, images in (("rendered", test.floats()), ("VAE reconstruction", recon)):
-        s = prompt_scores(scorer, images)
+        s = prompt_scores(scorer, images, pairs)
         if name == "rendered":
             zero = calibrate_zero(s[:, 2], test.shape)
         rows.append({"images": name, "colour accuracy": np.mean((s[:, 1] >= 0) == (test.colour == 1)),
@@ -107,9 +117,11 @@ def zero_shot(scorer: nn.Module, vae: ShapesVAE, n: int, seed: int, size: int = 
     return pd.DataFrame(rows), {"shape_zero": zero}
 
 
-def calibrate_ranges(scorer: nn.Module, vae: nn.Module, n: int, seed: int,
-                     quantile: float) -> list[tuple[float, float]]:
-    """Archive ranges of the two measures from random VAE samples: the (q, 1 − q) quantiles, widened 10 %.
+def calibrate_ranges(scorer: nn.Module, vae: nn.Module, n: int, seed: int, quantile: float,
+                     pairs: Sequence[tuple[str, str]] = PAPER_PAIRS) -> list[tuple[float, float]]:
+    """Archive ranges of the measures from random VAE samples: the (q, 1 − q) quantiles, widened 10 %.
+
+    The measures are those of ``pairs`` (the objective pair first, then the measure pairs).
 
     The paper's ±0.1 is a property of OpenAI CLIP's embedding geometry; an in-repo scorer spreads
     its measures differently (the feasibility run saw ≈ ±0.5), and a range that is too wide leaves
@@ -117,11 +129,12 @@ def calibrate_ranges(scorer: nn.Module, vae: nn.Module, n: int, seed: int,
     draw the stream ``"shapes-ranges"`` of ``seed``.
     """
     with torch.no_grad():
-        m = prompt_scores(scorer, vae(vae.sample_latents(n, derive(seed, "shapes-ranges"))))[:, 1:]
+        m = prompt_scores(scorer, vae(vae.sample_latents(n, derive(seed, "shapes-ranges"))), pairs)[:, 1:]
     return _quantile_ranges(m, quantile)
 
 
-def render_ranges(scorer: nn.Module, n: int, seed: int, size: int, quantile: float) -> list[tuple[float, float]]:
+def render_ranges(scorer: nn.Module, n: int, seed: int, size: int, quantile: float,
+                  pairs: Sequence[tuple[str, str]] = PAPER_PAIRS) -> list[tuple[float, float]]:
     """Fixed archive ranges: the same quantiles of the measures of balanced renders, not of any sampler.
 
     Ranges calibrated on random samples follow the generator (a biased one's samples set them); these
@@ -129,7 +142,7 @@ def render_ranges(scorer: nn.Module, n: int, seed: int, size: int, quantile: flo
     ranges neither of them chose. The renders draw the stream ``"shapes-fixed-ranges"`` of ``seed``.
     """
     with torch.no_grad():
-        m = prompt_scores(scorer, balanced_set(n, derive(seed, "shapes-fixed-ranges"), size).floats())[:, 1:]
+        m = prompt_scores(scorer, balanced_set(n, derive(seed, "shapes-fixed-ranges"), size).floats(), pairs)[:, 1:]
     return _quantile_ranges(m, quantile)
 
 
