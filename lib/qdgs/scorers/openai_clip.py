@@ -79,7 +79,9 @@ def load_openai_clip(pretrained: str = PRETRAINED, model_name: str = MODEL_NAME,
     """Load CLIP with weights; one clear error when they cannot be had.
 
     Args:
-        pretrained: ``"openai"`` (download or the local Hugging Face cache) or a checkpoint file.
+        pretrained: ``"openai"`` (download or the local Hugging Face cache), a checkpoint file, or an
+            open_clip model folder (the hub repository's layout: ``open_clip_config.json`` beside the
+            weights), whose config then names the architecture instead of ``model_name``.
         model_name: the open_clip architecture (the paper's ``ViT-B-32-quickgelu``).
         device: where to put the model.
 
@@ -90,13 +92,15 @@ def load_openai_clip(pretrained: str = PRETRAINED, model_name: str = MODEL_NAME,
 
     if pretrained == PRETRAINED and model_name == MODEL_NAME and os.environ.get("HF_HUB_OFFLINE") and not _cached():
         _no_weights(pretrained, model_name, "HF_HUB_OFFLINE is set and the weights are not in the local cache")
-    try:
-        model = open_clip.create_model(model_name, pretrained=pretrained, device=device, require_pretrained=True)
+    name, weights = (f"local-dir:{pretrained}", None) if os.path.isdir(pretrained) else (model_name, pretrained)
+    try:  # OpenAI's weights were trained with QuickGELU, whatever a folder's config says
+        model = open_clip.create_model(name, pretrained=weights, device=device, require_pretrained=True,
+                                       force_quick_gelu=True)
     except torch.OutOfMemoryError:
         raise
     except WEIGHT_ERRORS as err:
         _no_weights(pretrained, model_name, f"{type(err).__name__}: {err}", err)
-    return OpenAIClipScorer(model, open_clip.get_tokenizer(model_name))
+    return OpenAIClipScorer(model, open_clip.get_tokenizer(name))
 
 
 def _cached() -> bool:
@@ -112,5 +116,6 @@ def _no_weights(pretrained: str, model_name: str, reason: str, cause: Exception 
         f"could not load CLIP weights '{pretrained}' for {model_name} ({reason}). "
         f"On a machine with internet, run once: python -c \"import open_clip; open_clip.create_model("
         f"'{MODEL_NAME}', pretrained='{PRETRAINED}')\" (downloads {HF_HUB_ID} into the Hugging Face cache), "
-        f"or pass pretrained=<path to a ViT-B-32 checkpoint file>; unset HF_HUB_OFFLINE to allow the download"
+        f"or pass pretrained=<path to a ViT-B-32 checkpoint file or open_clip model folder>; unset HF_HUB_OFFLINE "
+        "to allow the download"
     ) from cause
