@@ -78,10 +78,15 @@ def test_corrupt_checkpoint_says_what_to_do(tmp_path):
         load_openai_clip(pretrained=str(tmp_path / "broken.pt"))
 
 
-def test_a_bug_is_not_reported_as_missing_weights(monkeypatch):
+def test_an_absent_path_is_named(tmp_path):
+    with pytest.raises(RuntimeError, match=f"no checkpoint file or model folder at {tmp_path}/nowhere.pt.*huggingface-cli"):
+        load_openai_clip(pretrained=str(tmp_path / "nowhere.pt"))
+
+
+def test_a_bug_is_not_reported_as_missing_weights(monkeypatch, tiny_checkpoint):
     def buggy(*args, **kwargs):
         raise TypeError("create_model() got an unexpected keyword argument")
 
     monkeypatch.setattr(open_clip, "create_model", buggy)
     with pytest.raises(TypeError, match="unexpected keyword"):
-        load_openai_clip(pretrained="/nowhere.pt")
+        load_openai_clip(pretrained=str(tiny_checkpoint[0]))
