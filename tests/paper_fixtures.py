@@ -30,9 +30,8 @@ from qdgs.scorers.openai_clip import MODEL_NAME
 
 #: A StyleGAN2 small enough for unit tests (16 px).
 TINY_STYLEGAN2 = StyleGAN2Config(z_dim=16, w_dim=16, mapping_layers=2, channels=((4, 8), (8, 8), (16, 4)))
-#: The dry run's face generator: the same skip architecture, 64 px, a few channels per block.
-DRY_RUN_STYLEGAN2 = StyleGAN2Config(z_dim=32, w_dim=32, mapping_layers=2,
-                                    channels=((4, 16), (8, 16), (16, 8), (32, 8), (64, 4)))
+#: The dry run's face generator: the same skip architecture, 32 px, a few channels per block.
+DRY_RUN_STYLEGAN2 = StyleGAN2Config(z_dim=32, w_dim=32, mapping_layers=2, channels=((4, 16), (8, 8), (16, 8), (32, 4)))
 #: The open_clip name under which unit tests register the tiny CLIP architecture.
 TINY_CLIP_NAME = "tiny-ViT-B-32-quickgelu"
 
@@ -130,7 +129,7 @@ def write_clip_folder(folder: Path, seed: int = 0) -> tuple[Path, nn.Module]:
               "preprocess_cfg": {"mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)}}
     (folder / "open_clip_config.json").write_text(json.dumps(config))
     torch.manual_seed(seed)
-    model = open_clip.create_model(f"local-dir:{folder}")
+    model = open_clip.create_model(f"local-dir:{folder}", load_weights=False)
     torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
     return folder, model
 
@@ -171,8 +170,7 @@ def paper_overrides(weights: PaperWeights, device: str) -> dict[str, dict]:
     (from ``weights``) and prompts, with a handful of iterations and epochs and tiny archives."""
     return {
         "02_face_synthesis": dict(device=device, stylegan2_path=str(weights.stylegan2), clip_weights=str(weights.clip),
-                                  audit_steps=5, calibration_samples=16, iterations=6, archive_dims=[3, 3, 2, 3],
-                                  augmentations=2),
-        "03_face_recognition": dict(device=device, depth=18, width=8, input_size=64, stem_stride=2, epochs=1,
+                                  audit_steps=5, calibration_samples=16, iterations=6, archive_dims=[10, 10, 2, 10]),
+        "03_face_recognition": dict(device=device, depth=18, width=4, input_size=64, stem_stride=2, epochs=1,
                                     real_epochs=1, seeds=1, batch_size=16),
     }
