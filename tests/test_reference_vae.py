@@ -57,3 +57,19 @@ def test_registry_and_checked_download_path(tmp_path, monkeypatch):
         load_reference_vae()
     monkeypatch.setenv("QDGS_REFERENCE_VAE", str(path))  # a user's own file is loaded as given
     assert torch.equal(load_reference_vae().decoder.fc1.weight, state["decoder.fc1.weight"])
+
+
+def test_the_shapes_chapter_loads_it_by_name_at_128_px_only(tmp_path):
+    from qdgs.params import ParameterError
+    from qdgs.shapes import cached_scorer, shapes_generator
+
+    path, state = _reference_format_file(tmp_path)
+    vae, seconds = shapes_generator("reference-vae", steps=1, seed=0, size=128, bias=0.5, path=str(path))
+    assert isinstance(vae, ReferenceShapesVAE) and seconds == 0.0
+    assert torch.equal(vae.decoder.fc1.weight, state["decoder.fc1.weight"])
+    with pytest.raises(ParameterError, match="image_size=128"):
+        shapes_generator("reference-vae", steps=1, seed=0, size=64, bias=0.5, path=str(path))
+    with pytest.raises(ParameterError, match="allowed values"):
+        shapes_generator("big-gan", steps=1, seed=0, size=128, bias=0.5)
+    with pytest.raises(ValueError, match="scorer_generated=0"):  # it cannot caption its own samples
+        cached_scorer(vae, steps=1, seed=0, size=128, generated_fraction=0.3)

@@ -154,3 +154,16 @@ def test_scorer_training_recipe_is_in_its_cache_key(monkeypatch, tmp_path):
     recipe = {**recipe, "train": {**recipe["train"], "lr": 1e-4}}
     shapes.cached_scorer(vae, steps=1, seed=0, size=32, progress_bar=False)
     assert calls == [shipped["train"]["lr"], 1e-4]  # built once, rebuilt for the new recipe only
+
+
+def test_the_decoder_keeps_every_shape_inside_the_canvas():
+    """Shapes cut by the border are what no render shows; the decoder's centre range rules them out."""
+    torch.manual_seed(0)
+    vae = ShapesVAE(internal_size=16, width=16, output_size=32)
+    for p in vae.decoder.parameters():  # large weights drive every decoder output to its extreme
+        p.data.mul_(20)
+    masks, weight, _ = vae.decode_shapes(40 * torch.randn(256, 6), 32)
+    mask = vae.blend(masks, weight)[:, 0]
+    border = torch.cat([mask[:, 0], mask[:, -1], mask[:, :, 0], mask[:, :, -1]], dim=1)
+    assert border.max() < 0.25
+    assert mask.amax(dim=(1, 2)).min() > 0.5  # the shapes are still drawn

@@ -27,6 +27,7 @@ __all__ = ["ChapterSpec", "SPECS", "PAPER_BIASES", "spec", "spec_for_notebook", 
 #: The paper's colour biases of the shapes classifier's training sets (facts file).
 PAPER_BIASES = (0.98, 0.95, 0.90, 0.85, 0.80)
 FACE_GENERATORS = ("dcgan", "stylegan2")
+SHAPE_GENERATORS = ("shapes-vae", "reference-vae")
 FACE_SCORERS = ("offline-clip", "openai-clip")
 #: Every chapter's device parameter (:func:`qdgs.device.resolve_device`).
 DEVICE = Param("device", str, "auto", pattern=DEVICE_PATTERN,
@@ -59,10 +60,15 @@ class ChapterSpec:
 SHAPES = ChapterSpec("shapes", (
     DEVICE,
     Param("seed", int, 0, low=0, help="seeds model training, search and sampling"),
+    Param("generator", str, by_profile("shapes-vae", "shapes-vae", "reference-vae"), choices=SHAPE_GENERATORS,
+          help="shapes-vae (trained here) or reference-vae (the paper's own weights)"),
+    Param("generator_bias", float, 0.95, low=0.5, high=1.0,
+          help="colour bias of the shapes VAE's training renders (0.5 balanced); unused by reference-vae"),
+    Param("reference_vae_path", str, "", help="path of the reference implementation's vae-shapes.pt, empty for the cache or a download"),
     Param("image_size", int, by_profile(64, 64, 128), choices=(32, 64, 128), help="side of generated images"),
     Param("vae_steps", int, by_profile(300, 1500, 6000), low=1, help="VAE training steps"),
     Param("scorer_steps", int, by_profile(60, 400, 2000), low=1, help="offline CLIP training steps"),
-    Param("scorer_generated", float, 0.3, low=0.0, high=0.9,
+    Param("scorer_generated", float, by_profile(0.3, 0.3, 0.0), low=0.0, high=0.9,
           help="share of the scorer's training shapes that are VAE samples captioned by the decoder"),
     Param("iterations", int, by_profile(150, 5000, 70_000), low=1, help="QDGS iterations"),
     Param("archive_dims", list, by_profile([10, 10], [50, 50], [50, 50]), low=2,

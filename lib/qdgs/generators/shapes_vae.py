@@ -34,7 +34,7 @@ from qdgs.cache import artifact
 from qdgs.progress import progress
 from qdgs.scoring import BoundedLatent
 from qdgs.seeds import derive, numpy_rng, seeded_init, torch_generator
-from qdgs.shapes.render import CANVAS, COLOURS, SQUARE_SIDE, TRIANGLE_BASE, balanced_set, blueness
+from qdgs.shapes.render import CANVAS, COLOURS, SQUARE_SIDE, TRIANGLE_BASE, biased_set, blueness
 
 LATENT_DIM = 6
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "shapes_vae.json"
@@ -111,11 +111,15 @@ class ShapesVAE(nn.Module):
         out = self.decoder(z)
         weight = torch.sigmoid(out[:, 0])
         zoom = torch.exp(0.35 * torch.tanh(out[:, 5]))  # linear zoom in [0.70, 1.42] = sqrt(0.5 … 2)
-        centre = size / 2 + 0.5 * size * torch.tanh(out[:, 6:8])
         unit = size / CANVAS
+        radii = ((3, TRIANGLE_BASE / np.sqrt(3), 90.0), (4, SQUARE_SIDE / np.sqrt(2), 45.0))
+        # The centre stays where the drawn shape's circumcircle fits the canvas, as the renderer places
+        # its shapes: a decoder free to push shapes over the border draws cut-off shapes no training
+        # render shows, and that is where a search finds images the scorer misjudges.
+        reach = ((1 - weight) * radii[0][1] + weight * radii[1][1]) * unit * zoom + 2 * self.edge
+        centre = size / 2 + (size / 2 - reach)[:, None] * torch.tanh(out[:, 6:8])
         masks = []
-        for k, (order, radius, phase) in enumerate(((3, TRIANGLE_BASE / np.sqrt(3), 90.0),
-                                                    (4, SQUARE_SIDE / np.sqrt(2), 45.0))):
+        for k, (order, radius, phase) in enumerate(radii):
             rot = out[:, 1 + 2 * k: 3 + 2 * k]
             angle = torch.atan2(rot[:, 1], rot[:, 0] + 1e-6) / order
             masks.append(_polygon_mask(order, radius * unit * zoom, angle + np.deg2rad(phase), centre, size,
@@ -174,9 +178,13 @@ def _polygon_mask(order: int, radius: torch.Tensor, angle: torch.Tensor, centre:
     return inside.exp()
 
 
-def train_vae(vae: ShapesVAE, steps: int, seed: int, recipe: Mapping[str, float],
+def train_vae(vae: ShapesVAE, steps: int, seed: int, recipe: Mapping[str, float], bias: float = 0.5,
               progress_bar: bool = True) -> dict:
-    """Train ``vae`` in place on balanced rendered shapes; return losses and seconds.
+    """Train ``vae`` in place on rendered shapes with colour bias ``bias``; return losses and seconds.
+
+    ``bias`` is the share of red triangles among triangles and of blue squares among squares
+    (:func:`qdgs.shapes.render.biased_set`): 0.5 is a balanced generator; the paper's premise is a
+    generator trained on data as biased as the classifier's, whose random samples inherit the bias.
 
     The loss per image is the summed binary cross-entropy of the decoded mask against the
     render's exact mask + ``colour_weight`` × colour MSE + ``beta`` × KL, plus ``shape_weight`` ×
@@ -188,6 +196,7 @@ def train_vae(vae: ShapesVAE, steps: int, seed: int, recipe: Mapping[str, float]
 
     Args:
         steps: optimiser steps.
+        bias: colour bias of the training renders.
         seed: the renders, batches and reparameterisation noise are its named streams
             (``"shapes-vae"``); the global RNG is neither read nor changed.
         recipe: ``n_images``, ``batch_size``, ``lr``, ``beta``, ``colour_weight``, ``shape_weight``
@@ -199,7 +208,7 @@ def train_vae(vae: ShapesVAE, steps: int, seed: int, recipe: Mapping[str, float]
     n_images, batch_size = int(recipe["n_images"]), int(recipe["batch_size"])
     rng = numpy_rng(seed, "shapes-vae", "batches")
     noise = torch_generator(seed, "shapes-vae", "noise")
-    data = balanced_set(n_images, derive(seed, "shapes-vae", "data"), vae.internal_size)
+    data = biased_set(n_images, bias, derive(seed, "shapes-vae", "data"), vae.internal_size)
     images, masks = data.floats(), data.masks[:, None]
     labels = torch.from_numpy(data.shape).float()
     colours = torch.tensor(COLOURS, dtype=torch.float32)[torch.from_numpy(data.colour)] / 255
@@ -247,7 +256,7 @@ def load_vae(path) -> ShapesVAE:
     return vae.eval()
 
 
-def cached_vae(steps: int, seed: int, output_size: int = 64, config: Mapping | None = None,
+def cached_vae(steps: int, seed: int, output_size: int = 64, bias: float = 0.5, config: Mapping | None = None,
                progress_bar: bool = True) -> tuple[ShapesVAE, float]:
     """Train (or load from the artifact cache) the shapes VAE; return it and its training seconds.
 
@@ -260,15 +269,16 @@ def cached_vae(steps: int, seed: int, output_size: int = 64, config: Mapping | N
         seed: seeds the initialisation and training.
         output_size: side of the images :meth:`ShapesVAE.forward` returns (not in the key: the
             analytic decoder draws at any size).
+        bias: colour bias of the training renders (see :func:`train_vae`).
         config: architecture and recipe (default: :func:`vae_config`); all of it is the cache key.
     """
     config = dict(config or vae_config())
-    settings = {"config": config, "steps": steps, "seed": seed}
+    settings = {"config": config, "steps": steps, "seed": seed, "bias": bias}
 
     def build(tmp: Path) -> None:
         with seeded_init(seed, "shapes-vae", "init"):
             vae = ShapesVAE(**config["architecture"])
-        info = train_vae(vae, steps, seed, config["train"], progress_bar=progress_bar)
+        info = train_vae(vae, steps, seed, config["train"], bias=bias, progress_bar=progress_bar)
         save_vae(vae, tmp / "vae.pt")
         (tmp / "seconds.txt").write_text(f"{info['seconds']:.1f}")
 

@@ -10,14 +10,16 @@ Modules, each one concept, re-exported here:
 - :mod:`~qdgs.shapes.classifier`: the paper's shape classifier and per-group accuracy.
 - :mod:`~qdgs.shapes.audit`: the scorer-independent audit (pixel colour, oracle shape).
 - :mod:`~qdgs.shapes.debias`: the debiasing experiment.
+- :mod:`~qdgs.shapes.generator`: the chapter's generator by name (a VAE trained at a colour bias, or the paper's).
 
-The generator, a VAE with a polygon decoder, is :mod:`qdgs.generators.shapes_vae`.
+The in-repo generator, a VAE with a polygon decoder, is :mod:`qdgs.generators.shapes_vae`.
 """
 
 from qdgs.shapes.audit import audit, label_agreement, pixel_colour, train_oracle
 from qdgs.shapes.captions import MEASURE_PROMPTS, OBJECTIVE_PROMPTS, ShapeCaptionSampler, positives, vocabulary
 from qdgs.shapes.classifier import ShapeClassifier, group_accuracies, predict, train_classifier
 from qdgs.shapes.debias import Protocol, cached_debiasing, run_debiasing, summarise
+from qdgs.shapes.generator import shapes_generator
 from qdgs.shapes.labels import calibrate_zero, label_by_measure
 from qdgs.shapes.render import (
     BLUE,
@@ -78,6 +80,7 @@ __all__ = [
     "predict",
     "prompt_scores",
     "render",
+    "shapes_generator",
     "run_debiasing",
     "splatters",
     "summarise",

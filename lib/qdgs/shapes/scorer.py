@@ -44,6 +44,9 @@ def cached_scorer(vae: ShapesVAE, steps: int, seed: int, size: int = 64, generat
     Returns:
         (scorer, training seconds).
     """
+    if generated_fraction and not hasattr(vae, "decoder_samples"):
+        raise ValueError(f"{type(vae).__name__} does not say what it drew, so it cannot caption its own samples: "
+                         "set scorer_generated=0 for this generator")
     config = load_config(SCORER_CONFIG)
     recipe = config["train"]
     settings = {"config": config, "steps": steps, "seed": seed, "size": size, "vocabulary": vocabulary(),
