@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from paper_fixtures import write_reference_vae
-from qdgs.generators.reference_vae import load_reference_vae
+from qdgs.generators.reference_vae import ReferenceShapesVAE, load_reference_vae
 
 
 def _reference_format_file(tmp_path):
