@@ -8,7 +8,7 @@ import pytest
 from paper_fixtures import write_paper_weights
 from qdgs import preflight
 from qdgs.cli import execute_book, main
-from qdgs.generators import stylegan2
+from qdgs.generators import reference_vae, stylegan2
 from qdgs.scorers import openai_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,9 +40,16 @@ def test_run_without_weights_stops_naming_every_file(no_weights, capsys):
     assert not out.exists() and not results.exists() and not (no_weights / "cache").exists()
 
 
-def test_book_without_weights_stops_before_staging(no_weights):
-    with pytest.raises(preflight.MissingWeights, match="02_face_synthesis \\(paper\\): StyleGAN2"):
+def test_book_without_weights_stops_before_staging_naming_all_three_files(no_weights):
+    with pytest.raises(preflight.MissingWeights) as err:
         execute_book("paper", ROOT, no_weights / "build")
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 3
+    assert lines[0].startswith("  - 01_shapes_debiasing (paper): reference shapes VAE weights (vae-shapes.pt")
+    assert reference_vae.PRETRAINED.url in lines[0] and "-p reference_vae_path=PATH" in lines[0]
+    assert lines[1].startswith("  - 02_face_synthesis (paper): StyleGAN2-FFHQ-256 weights (stylegan2-ffhq-256x256.pkl, "
+                               "not in the cache, and downloads are off)")
+    assert lines[2].startswith("  - 02_face_synthesis (paper): OpenAI CLIP ViT-B-32-quickgelu weights (HF_HUB_OFFLINE")
     assert not (no_weights / "build").exists()
 
 
@@ -50,15 +57,18 @@ def test_given_paths_pass_and_a_wrong_one_is_named(no_weights):
     weights = write_paper_weights(no_weights / "weights")
     given = {"stylegan2_path": str(weights.stylegan2), "clip_weights": str(weights.clip)}
     assert preflight.missing_weights("02_face_synthesis", "paper", given) == []
+    assert preflight.missing_weights("01_shapes_debiasing", "paper", {"reference_vae_path": str(weights.reference_vae)}) == []
     lines = preflight.missing_weights("02_face_synthesis", "paper", {**given, "stylegan2_path": "/nowhere.pkl"})
     assert len(lines) == 1 and "not found at /nowhere.pkl" in lines[0]
 
 
 def test_a_checkable_download_or_the_small_backends_need_nothing(no_weights, monkeypatch):
     assert preflight.missing_weights("02_face_synthesis", "default", {}) == []  # dcgan, offline CLIP
+    assert preflight.missing_weights("01_shapes_debiasing", "default", {}) == []  # the shapes VAE trained here
     assert preflight.missing_weights("03_face_recognition", "paper", {}) == []
     monkeypatch.delenv("HF_HUB_OFFLINE")  # online, with a sha256 to check the StyleGAN2 download against
     monkeypatch.setenv("QDGS_STYLEGAN2_SHA256", "0" * 64)
     assert preflight.missing_weights("02_face_synthesis", "paper", {}) == []
+    assert preflight.missing_weights("01_shapes_debiasing", "paper", {}) == []  # its sha256 is recorded
     monkeypatch.delenv("QDGS_STYLEGAN2_SHA256")  # online, but nothing to check a download against
     assert "no sha256 is known" in preflight.missing_weights("02_face_synthesis", "paper", {})[0]

@@ -62,8 +62,17 @@ def _faces(p: SimpleNamespace) -> list[str]:
     return lines
 
 
+def _shapes(p: SimpleNamespace) -> list[str]:
+    if p.generator != "reference-vae":
+        return []
+    from qdgs.generators import reference_vae
+
+    return _weight_file(reference_vae.PRETRAINED, "reference shapes VAE weights", p.reference_vae_path,
+                        "QDGS_REFERENCE_VAE", "reference_vae_path")
+
+
 #: Each chapter's weight check on its resolved parameters; a chapter not listed needs no weights.
-_CHECKS = {"faces": _faces}
+_CHECKS = {"shapes": _shapes, "faces": _faces}
 
 
 def missing_weights(notebook: str, profile: str, params: Mapping[str, Any]) -> list[str]:
