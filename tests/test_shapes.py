@@ -167,3 +167,12 @@ def test_the_decoder_keeps_every_shape_inside_the_canvas():
     border = torch.cat([mask[:, 0], mask[:, -1], mask[:, :, 0], mask[:, :, -1]], dim=1)
     assert border.max() < 0.25
     assert mask.amax(dim=(1, 2)).min() > 0.5  # the shapes are still drawn
+
+
+def test_a_synthetic_set_with_no_labelled_latent_is_empty_through_a_bounded_view():
+    from qdgs.generators.reference_vae import ReferenceShapesVAE
+    from qdgs.scoring import BoundedLatent
+
+    gen = BoundedLatent(ReferenceShapesVAE(), 3.0)  # the search's view: no output_size of its own
+    images, labels, keep = shapes.synthetic_set(gen, np.zeros((3, 6)), np.full(3, -0.005), zero=0.0, gap=0.01)
+    assert images.shape == (0, 3, 128, 128) and len(labels) == 0 and not keep.any()
