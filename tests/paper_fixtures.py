@@ -169,6 +169,12 @@ def paper_overrides(weights: PaperWeights, device: str) -> dict[str, dict]:
     """Per-notebook parameters of a paper run that reaches every stage in minutes: the paper's backends
     (from ``weights``) and prompts, with a handful of iterations and epochs and tiny archives."""
     return {
+        # label_gap 0: the stand-in VAE's random blobs have near-equal shape measures, which the paper's
+        # dropped band could swallow whole, leaving no synthetic set to fine-tune on
+        "01_shapes_debiasing": dict(device=device, reference_vae_path=str(weights.reference_vae), scorer_steps=20,
+                                    iterations=6, archive_dims=[10, 10], label_gap=0.0, biases=[0.95], seeds=[0],
+                                    classifier_size=32, pretrain_epochs=1, finetune_epochs=1, n_test=100,
+                                    oracle_images=100, oracle_epochs=1),
         "02_face_synthesis": dict(device=device, stylegan2_path=str(weights.stylegan2), clip_weights=str(weights.clip),
                                   audit_steps=5, calibration_samples=16, iterations=6, archive_dims=[10, 10, 2, 10]),
         "03_face_recognition": dict(device=device, depth=18, width=4, input_size=64, stem_stride=2, epochs=1,
