@@ -1,4 +1,4 @@
-"""OpenAI CLIP scorer: the real loading path on a tiny same-architecture model with random weights."""
+"""OpenAI CLIP scorer: the real loading paths on a tiny same-architecture model with random weights."""
 
 import json
 
@@ -6,34 +6,29 @@ import open_clip
 import pytest
 import torch
 
-from qdgs.scorers.openai_clip import MODEL_NAME, OpenAIClipScorer, load_openai_clip
-
-
-def tiny_config() -> dict:
-    """open_clip's ViT-B-32-quickgelu config with tiny widths: the same layout, random weights load in seconds."""
-    cfg = json.loads((open_clip.factory._MODEL_CONFIG_PATHS[0] / f"{MODEL_NAME}.json").read_text())
-    cfg["embed_dim"] = 32
-    cfg["vision_cfg"].update(width=64, layers=2)
-    cfg["text_cfg"].update(width=64, heads=2, layers=2)
-    return cfg
+from paper_fixtures import TINY_CLIP_NAME, tiny_clip_config, write_clip_folder
+from qdgs.scorers.openai_clip import OpenAIClipScorer, load_openai_clip
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """A ViT-B-32-quickgelu-shaped model (same layout, tiny widths) saved as a checkpoint file."""
-    root = tmp_path_factory.mktemp("clip")
-    cfg = tiny_config()
-    (root / "tiny-ViT-B-32-quickgelu.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(root / "tiny-ViT-B-32-quickgelu.json")
-    torch.manual_seed(0)
-    model = open_clip.create_model("tiny-ViT-B-32-quickgelu")
-    torch.save(model.state_dict(), root / "tiny.pt")
-    return root / "tiny.pt", model
+def tiny_folder(tmp_path_factory):
+    """A tiny ViT-B-32-quickgelu in an open_clip model folder (the hub layout), and the model."""
+    return write_clip_folder(tmp_path_factory.mktemp("clip") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny_folder, tmp_path_factory):
+    """The same model as a checkpoint file, its architecture registered with open_clip by name."""
+    root = tmp_path_factory.mktemp("clip-file")
+    (root / f"{TINY_CLIP_NAME}.json").write_text(json.dumps(tiny_clip_config()))
+    open_clip.add_model_config(root / f"{TINY_CLIP_NAME}.json")
+    folder, model = tiny_folder
+    return folder / "open_clip_pytorch_model.bin", model
 
 
 def test_checkpoint_loads_and_scorer_contract(tiny_checkpoint):
     path, reference = tiny_checkpoint
-    scorer = load_openai_clip(pretrained=str(path), model_name="tiny-ViT-B-32-quickgelu")
+    scorer = load_openai_clip(pretrained=str(path), model_name=TINY_CLIP_NAME)
     assert isinstance(scorer, OpenAIClipScorer) and scorer.image_size == 224
     for name, value in reference.state_dict().items():
         assert torch.equal(scorer.model.state_dict()[name], value), name
@@ -47,9 +42,21 @@ def test_checkpoint_loads_and_scorer_contract(tiny_checkpoint):
     assert images.grad.abs().sum() > 0
 
 
-def test_preprocessing_matches_clip_normalisation(tiny_checkpoint):
-    path, _ = tiny_checkpoint
-    scorer = load_openai_clip(pretrained=str(path), model_name="tiny-ViT-B-32-quickgelu")
+def test_a_model_folder_loads_with_its_own_architecture(tiny_folder):
+    folder, reference = tiny_folder
+    scorer = load_openai_clip(pretrained=str(folder))  # no model name: the folder's config says it
+    for name, value in reference.state_dict().items():
+        assert torch.equal(scorer.model.state_dict()[name], value), name
+    assert scorer.encode_text(["A masculine person."]).shape == (1, 32)
+    (folder.parent / "empty").mkdir()
+    (folder.parent / "empty" / "open_clip_config.json").write_text((folder / "open_clip_config.json").read_text())
+    with pytest.raises(RuntimeError, match="could not load CLIP weights .*empty"):  # a config without weights
+        load_openai_clip(pretrained=str(folder.parent / "empty"))
+
+
+def test_preprocessing_matches_clip_normalisation(tiny_folder):
+    folder, _ = tiny_folder
+    scorer = load_openai_clip(pretrained=str(folder))
     grey = torch.full((1, 3, 32, 32), 0.5)
     x = scorer.preprocess(grey)
     assert x.shape == (1, 3, 224, 224)
@@ -71,10 +78,15 @@ def test_corrupt_checkpoint_says_what_to_do(tmp_path):
         load_openai_clip(pretrained=str(tmp_path / "broken.pt"))
 
 
-def test_a_bug_is_not_reported_as_missing_weights(monkeypatch):
+def test_an_absent_path_is_named(tmp_path):
+    with pytest.raises(RuntimeError, match=f"no checkpoint file or model folder at {tmp_path}/nowhere.pt.*huggingface-cli"):
+        load_openai_clip(pretrained=str(tmp_path / "nowhere.pt"))
+
+
+def test_a_bug_is_not_reported_as_missing_weights(monkeypatch, tiny_checkpoint):
     def buggy(*args, **kwargs):
         raise TypeError("create_model() got an unexpected keyword argument")
 
     monkeypatch.setattr(open_clip, "create_model", buggy)
     with pytest.raises(TypeError, match="unexpected keyword"):
-        load_openai_clip(pretrained="/nowhere.pt")
+        load_openai_clip(pretrained=str(tiny_checkpoint[0]))

@@ -5,7 +5,6 @@ import warnings
 from pathlib import Path
 
 import nbformat
-import open_clip
 import pytest
 import torch
 
@@ -16,7 +15,7 @@ from qdgs.prompts import FACES_PAPER, SHAPES_PAPER, Prompts, check_prompts, voca
 from qdgs.results import load
 from qdgs.scorers.offline_clip import OfflineClipScorer, UnknownPromptWarning, load_trained, make_clip, save_clip
 from qdgs.scorers.openai_clip import load_openai_clip
-from test_openai_clip import tiny_config
+from paper_fixtures import write_clip_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 GLASSES = ["glasses", "A person wearing glasses.", "A person without glasses."]
@@ -148,14 +147,8 @@ def test_the_vocabulary_is_stored_with_the_trained_scorer(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_openai_dir(tmp_path_factory):
-    """A ViT-B-32-quickgelu-shaped CLIP (tiny widths, random weights) in open_clip's local-dir layout."""
-    root = tmp_path_factory.mktemp("tiny-openai-clip")
-    cfg = tiny_config()
-    (root / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
-    torch.manual_seed(0)
-    model = open_clip.CLIP(**{k: cfg[k] for k in ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu")})
-    torch.save(model.state_dict(), root / "open_clip_pytorch_model.bin")
-    return root, model
+    """A ViT-B-32-quickgelu-shaped CLIP (tiny widths, random weights) in open_clip's model-folder layout."""
+    return write_clip_folder(tmp_path_factory.mktemp("tiny-openai-clip") / "tiny")
 
 
 def test_openai_clip_loads_a_model_directory_and_never_warns(tiny_openai_dir):

@@ -3,16 +3,13 @@
 import pytest
 import torch
 
+from paper_fixtures import write_reference_vae
 from qdgs.generators.reference_vae import ReferenceShapesVAE, load_reference_vae
 
 
-def _reference_format_file(tmp_path, seed=0):
-    """A state dict with the reference file's keys and shapes (random weights, as its training would leave)."""
-    torch.manual_seed(seed)
-    state = {k: torch.randn_like(v) * 0.05 for k, v in ReferenceShapesVAE().state_dict().items()}
+def _reference_format_file(tmp_path):
     path = tmp_path / "vae-shapes.pt"
-    torch.save(state, path)
-    return path, state
+    return path, write_reference_vae(path)
 
 
 def test_loads_the_reference_state_dict_and_decodes_images(tmp_path):

@@ -186,3 +186,12 @@ def test_random_samples_inherit_the_training_bias():
         named = colour >= 0
         red_given = [np.mean(colour[named & (square == s)] == 0) for s in (False, True)]
         assert red_given[0] - red_given[1] == pytest.approx(2 * bias - 1, abs=0.25), bias
+
+
+def test_a_synthetic_set_with_no_labelled_latent_is_empty_through_a_bounded_view():
+    from qdgs.generators.reference_vae import ReferenceShapesVAE
+    from qdgs.scoring import BoundedLatent
+
+    gen = BoundedLatent(ReferenceShapesVAE(), 3.0)  # the search's view: no output_size of its own
+    images, labels, keep = shapes.synthetic_set(gen, np.zeros((3, 6)), np.full(3, -0.005), zero=0.0, gap=0.01)
+    assert images.shape == (0, 3, 128, 128) and len(labels) == 0 and not keep.any()

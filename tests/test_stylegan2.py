@@ -2,76 +2,19 @@
 
 import pickle
 import sys
-import types
 
-import numpy as np
 import pytest
 import torch
 
-from qdgs.generators.stylegan2 import (StyleGAN2, StyleGAN2Config, StyleGAN2Faces, modulated_conv, upfirdn2d,
-                                       weights_path, _fir)
-
-TINY = StyleGAN2Config(z_dim=16, w_dim=16, mapping_layers=2, channels=((4, 8), (8, 8), (16, 4)))
-
-
-class _Persistent:
-    """Pickles like NVIDIA's persistent classes: a reconstruct call with source code and state."""
-
-    def __init__(self, class_name, state):
-        self.class_name, self.state = class_name, state
-
-    def __reduce_ex__(self, protocol):
-        from torch_utils.persistence import _reconstruct_persistent_obj
-        meta = dict(type="class", version=6, module_src="raise SystemExit('pickled code was executed')",
-                    class_name=self.class_name, state=self.state)
-        return _reconstruct_persistent_obj, (meta,)
+from paper_fixtures import TINY_STYLEGAN2 as TINY
+from paper_fixtures import tiny_stylegan2, write_nvidia_pickle
+from qdgs.generators.stylegan2 import StyleGAN2, StyleGAN2Faces, _fir, modulated_conv, upfirdn2d, weights_path
 
 
-def _to_persistent(module, name):
-    state = {"training": False, "_parameters": dict(module._parameters), "_buffers": dict(module._buffers),
-             "_modules": {k: _to_persistent(v, k) for k, v in module._modules.items()},
-             "_init_kwargs": {}, "conv_clamp": getattr(module, "conv_clamp", None), "architecture": "skip"}
-    if hasattr(module, "bias_gain"):
-        state["bias_gain"] = np.float64(module.bias_gain)  # NVIDIA stores numpy scalars
-    return _Persistent(f"training.networks_stylegan2.{name}", state)
-
-
-@pytest.fixture
-def nvidia_modules(monkeypatch):
-    """Fake ``torch_utils`` / ``dnnlib`` modules present only while the test *writes* the pickle."""
-    persistence = types.ModuleType("torch_utils.persistence")
-    persistence._reconstruct_persistent_obj = lambda meta: None
-    util = types.ModuleType("dnnlib.util")
-
-    class EasyDict(dict):
-        pass
-
-    EasyDict.__module__, EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
-    util.EasyDict = EasyDict
-    for name, mod in {"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": persistence,
-                      "dnnlib": types.ModuleType("dnnlib"), "dnnlib.util": util}.items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    return util
-
-
-def _write_pickle(path, model, util):
-    persistence = sys.modules["torch_utils.persistence"]
-    persistence._reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    persistence._reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    g = _to_persistent(model, "Generator")
-    with open(path, "wb") as f:
-        pickle.dump({"G_ema": g, "G": g, "training_set_kwargs": util.EasyDict(resolution=16)}, f)
-
-
-def test_nvidia_format_pickle_loads_without_running_its_code(tmp_path, nvidia_modules, monkeypatch):
-    torch.manual_seed(0)
-    original = StyleGAN2(TINY)
-    with torch.no_grad():  # non-trivial noise strengths and biases, so every tensor matters
-        for p in original.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    _write_pickle(tmp_path / "g.pkl", original, nvidia_modules)
-    for name in ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util"):
-        monkeypatch.delitem(sys.modules, name)
+def test_nvidia_format_pickle_loads_without_running_its_code(tmp_path):
+    original = tiny_stylegan2(TINY)
+    write_nvidia_pickle(tmp_path / "g.pkl", original)
+    assert not {"torch_utils", "dnnlib"} & set(sys.modules)  # NVIDIA's modules are absent when it loads
     loaded = StyleGAN2.from_pickle(tmp_path / "g.pkl")
     assert loaded.config == TINY
     ws = torch.randn(2, TINY.num_ws, TINY.w_dim)

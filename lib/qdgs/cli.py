@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from qdgs import preflight
 from qdgs.cache import atomic_write
 from qdgs.params import PROFILES, Param, ParameterError, check_profile
 from qdgs.profiles import spec_for_notebook
@@ -109,6 +110,7 @@ def run_notebook(name: str, profile: str, params: dict[str, Any] | None = None, 
     notebook = _notebook_path(name, root)
     params = {"profile": profile, **(params or {})}
     check_overrides(notebook, params, chapter_spec(notebook))
+    preflight.check([(notebook.stem, profile, params)])
     import papermill as pm  # a `book` extra: only running notebooks needs it
 
     results = Path(results or results_root())
@@ -206,11 +208,15 @@ def execute_chapter(chapter: str, profile: str, stage: Path, params: dict[str, A
 
 def execute_book(profile: str, root: Path, build: Path,
                  overrides: dict[str, dict[str, Any]] | None = None) -> Path:
-    """Stage the book into ``build`` and execute every chapter there, in reading order; return the stage."""
+    """Check every chapter's weights (:mod:`qdgs.preflight`), stage the book into ``build`` and execute every
+    chapter there, in reading order; return the stage."""
     check_profile(profile)
+    runs = [(chapter, book_profile(chapter, profile), (overrides or {}).get(Path(chapter).name, {}))
+            for chapter in toc_notebooks(root)]
+    preflight.check([(Path(chapter).name, run_profile, params) for chapter, run_profile, params in runs])
     stage = stage_book(root, build)
-    for chapter in toc_notebooks(root):
-        execute_chapter(chapter, book_profile(chapter, profile), stage, (overrides or {}).get(Path(chapter).name), root)
+    for chapter, run_profile, params in runs:
+        execute_chapter(chapter, run_profile, stage, params, root)
     return stage
 
 
@@ -295,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             print(run_notebook(args.notebook, args.profile, params, args.out, root, results))
         else:
             print(build_book(args.profile, root))
-    except ParameterError as err:
+    except (ParameterError, preflight.MissingWeights) as err:
         print(f"qdgs: error: {err}", file=sys.stderr)
         return 2
     return 0

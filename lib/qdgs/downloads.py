@@ -93,6 +93,22 @@ def download(entry: WeightFile, target: str | os.PathLike, sha256: str | None = 
     return target
 
 
+def offline() -> bool:
+    """Whether downloads are off (``HF_HUB_OFFLINE`` or ``QDGS_OFFLINE`` set): then nothing waits on a network."""
+    return bool(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("QDGS_OFFLINE"))
+
+
+def cached_path(entry: WeightFile) -> Path:
+    """Where the artifact cache keeps ``entry`` (``<cache>/weights/<filename>``)."""
+    return cache_root() / "weights" / entry.filename
+
+
+def placement_hint(entry: WeightFile, env: str | None = None) -> str:
+    """What to download and where to put it, as every missing-weights message says it."""
+    return (f"download {entry.url} ({entry.size}) and place it at {cached_path(entry)}"
+            + (f", or set {env} to its path" if env else "") + ", or pass its path")
+
+
 def weights_file(entry: WeightFile, what: str, path: str | os.PathLike | None = None, env: str | None = None,
                  sha256: str | None = None, download_missing: bool | None = None, timeout: float = 30.0) -> Path:
     """Locate a weight file: ``path``, then ``$env``, then the cache, then a checked download.
@@ -113,9 +129,8 @@ def weights_file(entry: WeightFile, what: str, path: str | os.PathLike | None = 
         RuntimeError: a file's sha256 differs from the expected one.
     """
     expected = sha256 or entry.sha256
-    cached = cache_root() / "weights" / entry.filename
-    hint = (f"download {entry.url} ({entry.size}) and place it at {cached}"
-            + (f", or set {env} to its path" if env else "") + ", or pass its path")
+    cached = cached_path(entry)
+    hint = placement_hint(entry, env)
     if path is None and env and os.environ.get(env):
         path = os.environ[env]
     if path is not None:  # the user's own file: checked only against a hash the user gives
@@ -128,8 +143,7 @@ def weights_file(entry: WeightFile, what: str, path: str | os.PathLike | None = 
         if expected:
             check_sha256(cached, expected)
         return cached
-    offline = bool(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("QDGS_OFFLINE"))
-    if download_missing is False or (download_missing is None and offline):
+    if download_missing is False or (download_missing is None and offline()):
         raise FileNotFoundError(f"{what} are not available offline: {hint}")
     try:
         return download(entry, cached, expected, timeout)

@@ -22,6 +22,11 @@ from torch import nn
 MODEL_NAME = "ViT-B-32-quickgelu"
 PRETRAINED = "openai"
 HF_HUB_ID = "timm/vit_base_patch32_clip_224.openai"
+#: How to get the weights, as every missing-weights message says it.
+DOWNLOAD_HINT = (f"On a machine with internet, run once: python -c \"import open_clip; open_clip.create_model("
+                 f"'{MODEL_NAME}', pretrained='{PRETRAINED}')\" (downloads {HF_HUB_ID}, about 600 MB, into the "
+                 "Hugging Face cache), or pass the path of a ViT-B-32 checkpoint file or of an open_clip model "
+                 f"folder (huggingface-cli download {HF_HUB_ID} --local-dir DIR)")
 #: What a missing, unreachable or corrupt weight file raises: open_clip wraps hub and download
 #: failures, an unknown tag and tensors that do not fit the architecture in RuntimeError; file and
 #: network errors are OSError; a truncated or foreign checkpoint fails to unpickle. Anything else
@@ -79,10 +84,9 @@ def load_openai_clip(pretrained: str = PRETRAINED, model_name: str = MODEL_NAME,
     """Load CLIP with weights; one clear error when they cannot be had.
 
     Args:
-        pretrained: ``"openai"`` (download or the local Hugging Face cache), a checkpoint file, or
-            a directory holding ``open_clip_config.json`` and the weights (a snapshot of
-            ``timm/vit_base_patch32_clip_224.openai``, open_clip's ``local-dir:`` layout; its
-            config names the architecture, so ``model_name`` is not used).
+        pretrained: ``"openai"`` (download or the local Hugging Face cache), a checkpoint file, or an
+            open_clip model folder (the hub repository's layout: ``open_clip_config.json`` beside the
+            weights), whose config then names the architecture instead of ``model_name``.
         model_name: the open_clip architecture (the paper's ``ViT-B-32-quickgelu``).
         device: where to put the model.
 
@@ -91,19 +95,28 @@ def load_openai_clip(pretrained: str = PRETRAINED, model_name: str = MODEL_NAME,
     """
     import open_clip
 
-    if pretrained == PRETRAINED and model_name == MODEL_NAME and os.environ.get("HF_HUB_OFFLINE") and not _cached():
-        _no_weights(pretrained, model_name, "HF_HUB_OFFLINE is set and the weights are not in the local cache")
-    local_dir = os.path.isdir(pretrained)  # open_clip reads the architecture from the directory's config
-    if local_dir:
-        model_name = f"local-dir:{pretrained}"
-    try:
-        model = open_clip.create_model(model_name, pretrained=None if local_dir else pretrained, device=device,
-                                       require_pretrained=True)
+    reason = missing_weights(pretrained)
+    if reason:
+        _no_weights(pretrained, model_name, reason)
+    name, weights = (f"local-dir:{pretrained}", None) if os.path.isdir(pretrained) else (model_name, pretrained)
+    try:  # OpenAI's weights were trained with QuickGELU, whatever a folder's config says
+        model = open_clip.create_model(name, pretrained=weights, device=device, require_pretrained=True,
+                                       force_quick_gelu=True)
     except torch.OutOfMemoryError:
         raise
     except WEIGHT_ERRORS as err:
         _no_weights(pretrained, model_name, f"{type(err).__name__}: {err}", err)
-    return OpenAIClipScorer(model, open_clip.get_tokenizer(model_name))
+    return OpenAIClipScorer(model, open_clip.get_tokenizer(name))
+
+
+def missing_weights(pretrained: str = PRETRAINED) -> str | None:
+    """Why :func:`load_openai_clip` would find no ``pretrained`` weights, checked without loading or
+    downloading anything; None when they are at hand (or downloadable: the hub needs no hash)."""
+    if pretrained != PRETRAINED:
+        return None if os.path.exists(pretrained) else f"no checkpoint file or model folder at {pretrained}"
+    if os.environ.get("HF_HUB_OFFLINE") and not _cached():
+        return "HF_HUB_OFFLINE is set and the weights are not in the local cache"
+    return None
 
 
 def _cached() -> bool:
@@ -115,9 +128,5 @@ def _cached() -> bool:
 
 def _no_weights(pretrained: str, model_name: str, reason: str, cause: Exception | None = None) -> None:
     """Raise the one error that says how to get the weights."""
-    raise RuntimeError(
-        f"could not load CLIP weights '{pretrained}' for {model_name} ({reason}). "
-        f"On a machine with internet, run once: python -c \"import open_clip; open_clip.create_model("
-        f"'{MODEL_NAME}', pretrained='{PRETRAINED}')\" (downloads {HF_HUB_ID} into the Hugging Face cache), "
-        f"or pass pretrained=<path to a ViT-B-32 checkpoint file>; unset HF_HUB_OFFLINE to allow the download"
-    ) from cause
+    raise RuntimeError(f"could not load CLIP weights '{pretrained}' for {model_name} ({reason}). {DOWNLOAD_HINT} "
+                       "(pretrained=<path>); unset HF_HUB_OFFLINE to allow the download") from cause

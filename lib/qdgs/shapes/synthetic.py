@@ -41,8 +41,8 @@ def synthetic_set(generator: nn.Module, latents: np.ndarray, m2: np.ndarray, zer
     labels = label_by_measure(m2, zero, gap)
     keep = labels >= 0
     z = torch.as_tensor(np.asarray(latents)[keep], dtype=torch.float32)
-    images = torch.cat([generator(z[i:i + batch_size]) for i in range(0, len(z), batch_size)]) if len(z) \
-        else torch.zeros(0, 3, generator.output_size, generator.output_size)
+    # an empty batch decodes to (0, 3, H, W): no generator attribute needed (a bounded view has none)
+    images = torch.cat([generator(z[i:i + batch_size]) for i in range(0, max(len(z), 1), batch_size)])
     return images, labels[keep], keep
 
 
