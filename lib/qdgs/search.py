@@ -47,14 +47,16 @@ class SearchConfig:
     """Settings of one QDGS search (defaults are the paper's, see the facts file).
 
     Args:
-        iterations: number of ask/tell iterations (each evaluates ``batch_size`` latents).
+        iterations: number of ask/tell iterations (each evaluates ``emitters × batch_size`` latents).
         archive_dims: cells per measure, e.g. (50, 50).
         measure_ranges: (low, high) per measure; measures outside are clipped to the edge cells.
         seed: seeds the start latent, the emitter and the archives (each its own named stream).
         sigma0: initial step size of the emitter's CMA-ES over gradient coefficients.
         lr: the emitter's Adam learning rate on the latent.
         archive_learning_rate: CMA-MAE's threshold learning rate.
-        batch_size: latents per iteration: one gradient-step solution plus ``batch_size - 1``.
+        batch_size: latents per emitter and iteration: one gradient-step solution plus ``batch_size - 1``.
+        emitters: gradient arborescence emitters sharing the archives (the paper runs one); each
+            has its own random stream, so several explore apart from the same start.
         init_batches: random batches searched for the start latent.
         init_batch_size: latents per such batch.
         checkpoint_every: iterations between checkpoints (and history rows); it does not change
@@ -72,9 +74,15 @@ class SearchConfig:
     lr: float = 0.5
     archive_learning_rate: float = 0.02
     batch_size: int = 4
+    emitters: int = 1
     init_batches: int = 32
     init_batch_size: int = 16
     checkpoint_every: int = 500
+
+    @property
+    def evaluations(self) -> int:
+        """Latents the search evaluates: the budget a random baseline gets for a fair comparison."""
+        return self.iterations * self.emitters * self.batch_size
 
     def key(self) -> str:
         """A hash of the settings that shape the archive's trajectory.
@@ -137,13 +145,15 @@ def new_state(scoring: PromptScoring, config: SearchConfig) -> dict[str, Any]:
     dim = scoring.latent_dim
     archive = make_archive(config, dim, learning_rate=config.archive_learning_rate)
     passive = make_archive(config, dim)
-    emitter = GradientArborescenceEmitter(
-        archive, x0=start_latent(scoring, config), sigma0=config.sigma0, lr=config.lr,
+    x0 = start_latent(scoring, config)
+    emitters = [GradientArborescenceEmitter(
+        archive, x0=x0, sigma0=config.sigma0, lr=config.lr,
         ranker="imp", selection_rule="mu", restart_rule="basic", grad_opt="adam",
-        normalize_grad=True, batch_size=config.batch_size - 1, seed=derive(config.seed, "search", "emitter"),
-    )
+        normalize_grad=True, batch_size=config.batch_size - 1,
+        seed=derive(config.seed, "search", "emitter", *([k] if k else [])),  # the first keeps the one-emitter stream
+    ) for k in range(config.emitters)]
     return {"key": config.key(), "iteration": 0, "history": [], "seconds": 0.0,
-            "scheduler": Scheduler(archive, [emitter], result_archive=passive),
+            "scheduler": Scheduler(archive, emitters, result_archive=passive),
             "regularizers": scoring.regularizers}
 
 
@@ -171,7 +181,7 @@ def _untimed(name: str) -> AbstractContextManager:
 
 
 def search_step(scoring: PromptScoring, scheduler: Scheduler, phase: Phase = _untimed) -> None:
-    """One iteration of Algorithm 1: the DQD step (one latent with its Jacobian), then ``batch_size - 1``.
+    """One iteration of Algorithm 1: per emitter, the DQD step (one latent with its Jacobian), then ``batch_size - 1``.
 
     Args:
         scoring: scores latents and gives Jacobians.
