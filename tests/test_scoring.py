@@ -66,14 +66,16 @@ def test_jacobian_matches_finite_differences():
         np.testing.assert_allclose(jac[:, k], fd, rtol=2e-2, atol=2e-2)
 
 
-def test_bounded_latent_keeps_decoded_latents_in_the_box():
+def test_bounded_latent_keeps_decoded_latents_in_the_box_with_unit_gradients():
     gen = BoundedLatent(ToyGenerator(), bound=2.0)
-    z = torch.tensor([[0.1, -0.2, 0.0, 0.3, 0.0, 0.05], [50.0, -80.0, 3.0, 0.0, 0.0, 0.0]])
-    squashed = gen.squash(z)
-    assert squashed.abs().max() <= 2.0 and torch.allclose(squashed[0], z[0], atol=5e-3)  # identity near 0
-    assert torch.allclose(gen(z[:1]), gen.generator(squashed[:1]))
-    back = gen.squash(gen.sample_latents(64, seed=1))
-    assert torch.allclose(back, gen.generator.sample_latents(64, seed=1).clamp(-1.998, 1.998), atol=1e-4)
+    z = torch.tensor([[0.1, -0.2, 0.0, 0.3, 0.0, 0.05], [51.0, -80.5, 3.0, 2.5, -2.5, 6.5]], requires_grad=True)
+    folded = gen.squash(z)
+    assert folded.abs().max() <= 2.0 and torch.allclose(folded[0], z[0].detach(), atol=1e-6)  # the identity inside
+    assert folded[1].tolist() == pytest.approx([1.0, -0.5, 1.0, 1.5, -1.5, -1.5])  # folded back at the walls
+    folded.sum().backward()
+    assert torch.equal(z.grad.abs(), torch.ones_like(z))  # away from the walls: no flat region to stall in
+    assert torch.allclose(gen(z[:1]), gen.generator(folded[:1]))
+    assert torch.equal(gen.sample_latents(64, seed=1), gen.generator.sample_latents(64, seed=1).clamp(-2, 2))
 
 
 @pytest.mark.parametrize("error", [RuntimeError("Batching rule not implemented for aten::foo"),

