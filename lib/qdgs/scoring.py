@@ -388,10 +388,10 @@ def bf16_error(scoring: PromptScoring, latents: np.ndarray, method: str = "refer
         (largest |Δ measure|, in measure units) and ``objective_abs`` (largest |Δ objective|).
     """
     z = torch.as_tensor(np.asarray(latents), dtype=torch.float32, device=scoring.device)
-    fp32 = [t.detach().cpu().double() for t in scoring._with_jacobian(z, method, "fp32")]
-    bf16 = [t.detach().cpu().double() for t in scoring._with_jacobian(z, method, "bf16")]
-    dv = (bf16[0] - fp32[0]).abs()
-    rows = (bf16[3] - fp32[3]).abs().amax(dim=(0, 2)) / fp32[3].abs().amax(dim=(0, 2)).clamp(min=1e-30)
+    (v32, _, _, j32), (v16, _, _, j16) = (scoring._with_jacobian(z, method, p) for p in ("fp32", "bf16"))
+    v32, j32, v16, j16 = (t.detach().cpu().double() for t in (v32, j32, v16, j16))
+    dv = (v16 - v32).abs()
+    rows = (j16 - j32).abs().amax(dim=(0, 2)) / j32.abs().amax(dim=(0, 2)).clamp(min=1e-30)
     return {"jacobian_rel": float(rows.max()),
             "measures_abs": float(dv[:, 1:].max()), "objective_abs": float(dv[:, 0].max())}
 
