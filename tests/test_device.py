@@ -250,3 +250,12 @@ def test_attribute_net_trains_on_cuda_and_is_stored_on_the_cpu(tmp_path, monkeyp
     (weights,) = (tmp_path / "cache").rglob("attribute_net.pt")
     assert {t.device.type for t in torch.load(weights, weights_only=True).values()} == {"cpu"}
     assert len(audit.predict(net, torch.rand(3, 3, 32, 32))) == 3
+
+
+def test_bf16_enters_the_search_key_but_auto_on_the_cpu_and_the_device_do_not():
+    from qdgs.search import SearchConfig, search_key
+
+    config = SearchConfig(iterations=3, archive_dims=(5, 5), measure_ranges=((-0.4, 0.1), (0.0, 0.4)))
+    plain = search_key(_scoring(), config)
+    assert search_key(_scoring(precision="auto", device="cpu"), config) == plain  # fp32 on the CPU, no device
+    assert search_key(_scoring(precision="bf16"), config) != plain
