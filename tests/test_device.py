@@ -172,7 +172,7 @@ def test_auto_measures_once_per_models_and_batch_and_gives_the_same_jacobian():
     z = np.full((1, 6), 0.3)
     jac = scoring.evaluate(z, jacobian=True).jacobian
     measured = len(calls)
-    assert measured == 4 * (1 + 3)  # one untimed call per method, then three rounds
+    assert measured == 4 * (1 + 5)  # one untimed call per method, then five rounds
     np.testing.assert_allclose(scoring.evaluate(z, jacobian=True).jacobian, jac)
     assert len(calls) == measured  # remembered
     np.testing.assert_allclose(jac, scoring.jacobian(z, "reference"), rtol=1e-5, atol=1e-6)

@@ -340,7 +340,7 @@ class PromptScoring:
 _CHOICES: dict[tuple, tuple[weakref.ref, weakref.ref, MethodChoice]] = {}
 
 
-def fastest_jacobian_method(scoring: PromptScoring, batch: int = 1, rounds: int = 3, margin: float = 0.1,
+def fastest_jacobian_method(scoring: PromptScoring, batch: int = 1, rounds: int = 5, margin: float = 0.1,
                             clock: Clock = time.perf_counter) -> MethodChoice:
     """Time every method of :data:`JACOBIAN_METHODS` on the scoring's own models and pick the fastest.
 
