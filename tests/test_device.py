@@ -259,3 +259,17 @@ def test_bf16_enters_the_search_key_but_auto_on_the_cpu_and_the_device_do_not():
     plain = search_key(_scoring(), config)
     assert search_key(_scoring(precision="auto", device="cpu"), config) == plain  # fp32 on the CPU, no device
     assert search_key(_scoring(precision="bf16"), config) != plain
+
+
+def test_auto_judges_each_method_by_its_fastest_round():
+    scoring = _scoring()
+    now, jacobian, seen = [0.0], scoring.jacobian, {m: 0 for m in JACOBIAN_METHODS}
+
+    def noisy(latents, method, precision=None):  # batched: 10 ms, but slowed to 100 ms in most rounds
+        seen[method] += 1
+        now[0] += (10 if seen[method] % 3 == 1 else 100) / 1000 if method == "batched" else 40 / 1000
+        return jacobian(latents, method, precision)
+
+    scoring.jacobian = noisy
+    choice = fastest_jacobian_method(scoring, clock=lambda: now[0])
+    assert choice.method == "batched" and choice.ms["batched"] == pytest.approx(10)
