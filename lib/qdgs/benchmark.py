@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from qdgs.scoring import JACOBIAN_METHODS, PromptScoring
+from qdgs.scoring import JACOBIAN_METHODS, PromptScoring, bf16_error, bf16_within_tolerance
 from qdgs.search import PHASES, SearchConfig, new_state, search_step
 from qdgs.seeds import seeded_init
+from qdgs.timing import interleaved_ms, synchronize
 
 
-
-
-def default_scoring(domain: str) -> PromptScoring:
-    """The default profile's architectures for ``domain`` (shapes or faces), weights random.
+def default_scoring(domain: str, device: str | torch.device = "cpu",
+                    jacobian_method: str = "batched") -> PromptScoring:
+    """The default profile's architectures for ``domain`` (shapes or faces) on ``device``, scorer weights random.
 
     Timing does not depend on the weights, so the benchmark needs no trained model and measures
-    exactly the work of the book's default searches.
+    exactly the work of the book's default searches. (The faces generator is the package's
+    trained DCGAN; the shapes VAE is randomly initialised.)
     """
     # imported on use: the domain modules pull in open_clip, gan-face-generate and image libraries
     # that the timing helpers themselves do not need
@@ -39,41 +40,15 @@ def default_scoring(domain: str) -> PromptScoring:
         with seeded_init(0, "benchmark", domain):
             generator = ShapesVAE()
         return PromptScoring(generator, OfflineClipScorer(make_clip("shapes_clip")),
-                             shapes.OBJECTIVE_PROMPTS, shapes.MEASURE_PROMPTS)
+                             shapes.OBJECTIVE_PROMPTS, shapes.MEASURE_PROMPTS, jacobian_method=jacobian_method,
+                             device=device)
     from qdgs import faces
     from qdgs.generators.dcgan import DCGANFaces
 
     generator = DCGANFaces()  # the package's trained weights: no initialisation to seed
     return PromptScoring(generator, OfflineClipScorer(make_clip("faces_clip")), faces.OBJECTIVE_PROMPTS,
-                         faces.MEASURE_PROMPTS, regularizers=faces.regularizers(generator))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def _interleaved_ms(calls: dict[str, Callable[[], object]], rounds: int, warmup: int,
-                    device: torch.device) -> dict[str, float]:
-    """Median milliseconds of each call: ``warmup`` untimed rounds, then ``rounds`` timed round-robin
-    rounds with the order rotated every round, so drifts of a noisy machine hit every call alike."""
-    names = list(calls)
-    for _ in range(warmup):
-        for name in names:
-            calls[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            times[name].append(_timed(calls[name], device))
-    return {name: 1000 * float(np.median(t)) for name, t in times.items()}
+                         faces.MEASURE_PROMPTS, regularizers=faces.regularizers(generator),
+                         jacobian_method=jacobian_method, device=device)
 
 
 def time_jacobians(scoring: PromptScoring, latents: np.ndarray, methods: Sequence[str] = JACOBIAN_METHODS,
@@ -95,8 +70,8 @@ def time_jacobians(scoring: PromptScoring, latents: np.ndarray, methods: Sequenc
     reference = scoring.jacobian(latents, "reference")
     scale = np.abs(reference).max()
     diffs = {m: float(np.abs(scoring.jacobian(latents, m) - reference).max() / scale) for m in methods}
-    ms = _interleaved_ms({m: (lambda m=m: scoring.jacobian(latents, m)) for m in methods}, rounds, warmup,
-                         scoring.device)
+    ms = interleaved_ms({m: (lambda m=m: scoring.jacobian(latents, m)) for m in methods}, rounds, warmup,
+                        scoring.device, clock=time.perf_counter)
     rows = [{"method": m, "ms": ms[m], "speedup": ms["reference"] / ms[m], "max_rel_diff": diffs[m]} for m in methods]
     return pd.DataFrame(rows)
 
@@ -120,10 +95,25 @@ def batching_ceiling(scoring: PromptScoring, latents: np.ndarray, rounds: int = 
         batch = batch.detach().clone().requires_grad_(True)
         torch.autograd.grad(scoring.outputs(batch)[0].sum(), batch)
 
-    ms = _interleaved_ms({"one": lambda: one_pass(z), "all": lambda: one_pass(z.repeat(rows, 1))}, rounds,
-                         warmup=1, device=scoring.device)
+    ms = interleaved_ms({"one": lambda: one_pass(z), "all": lambda: one_pass(z.repeat(rows, 1))}, rounds,
+                        warmup=1, device=scoring.device, clock=time.perf_counter)
     k = ms["all"] / ms["one"]
     return {"ms_one": ms["one"], "ms_all": ms["all"], "rows": rows, "k": k, "ceiling": rows / k}
+
+
+def compare_precisions(scoring: PromptScoring, latents: np.ndarray, method: str = "batched",
+                       rounds: int = 5) -> dict[str, float | bool]:
+    """bf16 autocast against fp32 on the same latents: how far it moves the results and how fast it is.
+
+    Returns:
+        :func:`qdgs.scoring.bf16_error`'s ``jacobian_rel``, ``measures_abs`` and ``objective_abs``;
+        ``ms_fp32`` and ``ms_bf16`` (interleaved medians of the ``method`` Jacobian at each
+        precision) and ``within_tolerance`` (whether ``precision="auto"`` would take bf16 on CUDA).
+    """
+    error = bf16_error(scoring, latents)
+    ms = interleaved_ms({p: (lambda p=p: scoring.jacobian(latents, method, p)) for p in ("fp32", "bf16")}, rounds,
+                        warmup=1, device=scoring.device, clock=time.perf_counter)
+    return {**error, "ms_fp32": ms["fp32"], "ms_bf16": ms["bf16"], "within_tolerance": bf16_within_tolerance(error)}
 
 
 #: The parts of a search iteration that :func:`iteration_breakdown` reports, in its row order.
@@ -138,10 +128,10 @@ def _timing_calls(obj: object, attr: str, totals: dict[str, float], part: str,
     original = getattr(obj, attr)
 
     def timed(*args: object, **kwargs: object) -> object:
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         out = original(*args, **kwargs)
-        _sync(device)
+        synchronize(device)
         totals[part] += time.perf_counter() - start
         return out
 
@@ -176,10 +166,10 @@ def iteration_breakdown(scoring: PromptScoring, config: SearchConfig, iterations
 
     @contextlib.contextmanager
     def phase(name: str) -> Iterator[None]:
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         yield
-        _sync(device)
+        synchronize(device)
         totals[name] += time.perf_counter() - start
 
     chosen, scoring.jacobian_method = scoring.jacobian_method, method

@@ -318,7 +318,7 @@ def _identity(obj: object) -> dict[str, Any]:
 
 
 def search_key(scoring: PromptScoring, config: SearchConfig, extra: dict | None = None) -> str:
-    """The identity of a search's archive: models, prompts, regularizers, Jacobian method and settings.
+    """The identity of a search's archive: models, prompts, regularizers, Jacobian method, precision and settings.
 
     Everything that determines the archive is in it, except the iteration count (a longer run
     resumes a shorter one) and where the search runs (a GPU's rounding differs from a CPU's, but a
@@ -333,7 +333,9 @@ def search_key(scoring: PromptScoring, config: SearchConfig, extra: dict | None 
         "config": config.key(), "generator": _identity(scoring.generator), "scorer": _identity(scoring.scorer),
         "prompts": [list(scoring.objective_prompts), [list(p) for p in scoring.measure_prompts]],
         "regularizers": [_identity(r) for r in scoring.regularizers],
-        "jacobian_method": scoring.jacobian_method, **(extra or {})}, code=code)
+        "jacobian_method": scoring.jacobian_method,
+        **({"precision": scoring.precision} if scoring.precision != "fp32" else {}),  # bf16 moves measures
+        **(extra or {})}, code=code)
 
 
 def cached_search(scoring: PromptScoring, config: SearchConfig, extra: dict | None = None,

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from qdgs.device import resolve_device
+
 __all__ = ["ARCFACE_TEMPLATE", "FaceAligner", "similarity_transform"]
 
 #: ArcFace's 112 × 112 five-point template (eyes, nose tip, mouth corners).
@@ -24,16 +26,21 @@ class FaceAligner:
 
     Generated images are upsampled to 256 px before detection (MTCNN expects faces of a few
     dozen pixels and more). A face MTCNN misses is centre-resized instead and marked unaligned.
+
+    Args:
+        size: the output side in pixels.
+        device: where MTCNN detects (:func:`qdgs.device.resolve_device`); the warp runs where the
+            images are.
     """
 
-    def __init__(self, size: int = 112) -> None:
+    def __init__(self, size: int = 112, device: str | torch.device = "cpu") -> None:
         try:
             from facenet_pytorch import MTCNN
         except ImportError as err:
             raise RuntimeError("face alignment needs facenet-pytorch: run "
                                "`pip install --no-deps facenet-pytorch==2.6.0` (or `make setup`)") from err
         self.size = size
-        self.mtcnn = MTCNN(device="cpu", post_process=False, select_largest=True)
+        self.mtcnn = MTCNN(device=resolve_device(device), post_process=False, select_largest=True)
 
     @torch.no_grad()
     def landmarks(self, images: torch.Tensor) -> list[np.ndarray | None]:
@@ -61,7 +68,7 @@ class FaceAligner:
             to_out = np.array([[self.size / 2, 0, self.size / 2 - 0.5], [0, self.size / 2, self.size / 2 - 0.5], [0, 0, 1]])
             to_in = np.array([[2 / w, 0, 1 / w - 1], [0, 2 / h, 1 / h - 1], [0, 0, 1]])
             thetas.append((to_in @ np.vstack([a, [0, 0, 1]]) @ to_out)[:2])
-        theta = torch.as_tensor(np.stack(thetas), dtype=images.dtype)
+        theta = torch.as_tensor(np.stack(thetas), dtype=images.dtype, device=images.device)
         grid = F.affine_grid(theta, [b, 3, self.size, self.size], align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 

@@ -75,7 +75,7 @@ class AttributeNet(nn.Module):
 
 
 def train_attribute_net(steps: int, seed: int = 0, batch_size: int = 128, size: int = 64,
-                        progress_bar: bool = True) -> tuple[AttributeNet, pd.DataFrame]:
+                        progress_bar: bool = True, device: str | torch.device = "cpu") -> tuple[AttributeNet, pd.DataFrame]:
     """Train the audit classifier on UTKFace's training split (cached in the artifact cache).
 
     The held-out split is the offline scorer's (:func:`qdgs.faces.utkface.utkface_split`); the
@@ -89,9 +89,12 @@ def train_attribute_net(steps: int, seed: int = 0, batch_size: int = 128, size: 
         batch_size: images per step.
         size: the UTKFace preload size.
         progress_bar: show progress.
+        device: where it trains and runs; batches are drawn and augmented on the CPU (the same
+            draws whatever the device), the weights are stored on the CPU, and the device is not
+            part of the cache key.
 
     Returns:
-        The trained network (eval mode) and a held-out accuracy table (head, accuracy, n).
+        The trained network (eval mode, on ``device``) and a held-out accuracy table (head, accuracy, n).
     """
     def build(tmp) -> None:
         faces = data.load_utkface(size)
@@ -100,20 +103,20 @@ def train_attribute_net(steps: int, seed: int = 0, batch_size: int = 128, size: 
         gen = torch_generator(seed, "audit-net", "augmentation")
         rng = numpy_rng(seed, "audit-net", "batches")
         with seeded_init(seed, "audit-net", "init"):
-            net = AttributeNet()
+            net = AttributeNet().to(device)
         opt = torch.optim.AdamW(net.parameters(), lr=AUDIT_RECIPE["lr"], weight_decay=AUDIT_RECIPE["weight_decay"])
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=AUDIT_RECIPE["lr"], total_steps=steps)
         net.train()
         for _ in progress(range(steps), enabled=progress_bar, desc="audit classifier"):
             idx = np.sort(rng.choice(train_idx, batch_size, replace=False))
             x = relight(reframe(to_tensor(faces.images[idx]), gen, **AUDIT_RECIPE["geometry"]), gen)
-            loss = _attribute_loss(net(x), labels.iloc[idx])
+            loss = _attribute_loss(net(x.to(device)), labels.iloc[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
         net.eval()
-        torch.save(net.state_dict(), tmp / "attribute_net.pt")
+        torch.save({k: v.cpu() for k, v in net.state_dict().items()}, tmp / "attribute_net.pt")
         relit = torch_generator(seed, "audit-net", "held-out relighting")
         _held_out_accuracy(net, faces, labels, held_idx, relit).to_csv(tmp / "held_out.csv", index=False)
 
@@ -122,8 +125,8 @@ def train_attribute_net(steps: int, seed: int = 0, batch_size: int = 128, size: 
     path = artifact("audit-attribute-net", key, build)
     with seeded_init(seed, "audit-net", "init"):  # overwritten by the weights; keeps the global RNG untouched
         net = AttributeNet()
-    net.load_state_dict(torch.load(path / "attribute_net.pt", weights_only=True))
-    return net.eval(), pd.read_csv(path / "held_out.csv")
+    net.load_state_dict(torch.load(path / "attribute_net.pt", map_location="cpu", weights_only=True))
+    return net.eval().to(device), pd.read_csv(path / "held_out.csv")
 
 
 def _utk_labels(faces: data.FaceArrays) -> pd.DataFrame:
@@ -134,9 +137,9 @@ def _utk_labels(faces: data.FaceArrays) -> pd.DataFrame:
 
 def _attribute_loss(logits: torch.Tensor, labels: pd.DataFrame) -> torch.Tensor:
     """Cross-entropy of the gender and age heads, plus the skin head where a skin label exists."""
-    skin = torch.tensor(labels.skin.values)
-    loss = F.cross_entropy(logits[:, 2:4], torch.tensor(labels.gender.values))
-    loss = loss + F.cross_entropy(logits[:, 4:], torch.tensor(labels.age.values))
+    skin = torch.tensor(labels.skin.values, device=logits.device)
+    loss = F.cross_entropy(logits[:, 2:4], torch.tensor(labels.gender.values, device=logits.device))
+    loss = loss + F.cross_entropy(logits[:, 4:], torch.tensor(labels.age.values, device=logits.device))
     if (skin >= 0).any():
         loss = loss + F.cross_entropy(logits[skin >= 0, :2], skin[skin >= 0])
     return loss
@@ -147,8 +150,8 @@ def predict(net: AttributeNet, images: torch.Tensor | np.ndarray, batch_size: in
     """Attribute probabilities and both ITAs of each image.
 
     Args:
-        net: a trained :class:`AttributeNet`.
-        images: (N, 3, H, W) tensor in [0, 1] or (N, H, W, 3) uint8 array.
+        net: a trained :class:`AttributeNet` (runs on its own device).
+        images: (N, 3, H, W) tensor in [0, 1] or (N, H, W, 3) uint8 array (the ITAs are computed on the CPU).
         batch_size: images per forward.
 
     Returns:
@@ -159,10 +162,10 @@ def predict(net: AttributeNet, images: torch.Tensor | np.ndarray, batch_size: in
         images = to_tensor(images)
     probs = []
     for i in range(0, len(images), batch_size):
-        logits = net(images[i:i + batch_size].float())
+        logits = net(images[i:i + batch_size].float().to(next(net.parameters()).device))
         probs.append(torch.cat([logits[:, :2].softmax(1)[:, :1], logits[:, 2:4].softmax(1)[:, 1:],
                                 logits[:, 4:].softmax(1)], 1))
-    p = torch.cat(probs).numpy()
+    p = torch.cat(probs).cpu().numpy()
     out = pd.DataFrame(p, columns=["p_dark", "p_female"] + [f"p_{name}" for name, _, _ in AGE_GROUPS])
     out["ita_raw"] = ita(images, normalise=False)
     out["ita_norm"] = ita(images, normalise=True)

@@ -20,28 +20,30 @@ from qdgs.profiles import FACE_GENERATORS, FACE_SCORERS
 __all__ = ["load_generator", "load_scorer", "render"]
 
 
-def load_generator(name: str, stylegan2_path: str | None = None) -> nn.Module:
-    """The face generator backend: ``dcgan`` (gan-face-generate) or ``stylegan2`` (NVIDIA's FFHQ-256)."""
+def load_generator(name: str, stylegan2_path: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """The face generator backend on ``device``: ``dcgan`` (gan-face-generate) or ``stylegan2`` (NVIDIA's FFHQ-256)."""
     if name == "dcgan":
-        return generators.load_generator("dcgan")
+        return generators.load_generator("dcgan", device=device)
     if name == "stylegan2":
-        return generators.load_generator("stylegan2", path=stylegan2_path or None)
+        return generators.load_generator("stylegan2", path=stylegan2_path or None, device=device)
     raise ParameterError(f"parameter 'generator' got {name!r}; allowed values: {', '.join(map(repr, FACE_GENERATORS))}")
 
 
 def load_scorer(name: str, steps: int, seed: int = 0, clip_weights: str = "openai",
-                progress_bar: bool = True) -> tuple[nn.Module, pd.DataFrame]:
-    """The prompt scorer backend and its zero-shot accuracy table on held-out UTKFace.
+                progress_bar: bool = True, device: str | torch.device = "cpu") -> tuple[nn.Module, pd.DataFrame]:
+    """The prompt scorer backend on ``device`` and its zero-shot accuracy table on held-out UTKFace.
 
-    ``offline-clip`` is trained here on captioned UTKFace (cached, with its table); ``openai-clip``
-    loads OpenAI's weights (the table is computed on the fly).
+    ``offline-clip`` is trained here on captioned UTKFace (cached, with its table; trained on
+    ``device``, stored on the CPU); ``openai-clip`` loads OpenAI's weights (the table is computed
+    on the fly).
     """
     if name == "openai-clip":
-        scorer = scorers.load_scorer("openai-clip", weights=clip_weights)
+        scorer = scorers.load_scorer("openai-clip", weights=clip_weights, device=device)
         return scorer, held_out_zero_shot(scorer, seed)
     if name == "offline-clip":
-        path = train_offline_scorer(steps, seed, progress_bar)
-        return scorers.load_scorer("offline-clip", path=path / "model.pt"), pd.read_csv(path / "zero_shot.csv")
+        path = train_offline_scorer(steps, seed, progress_bar, device)
+        return (scorers.load_scorer("offline-clip", path=path / "model.pt", device=device),
+                pd.read_csv(path / "zero_shot.csv"))
     raise ParameterError(f"parameter 'scorer' got {name!r}; allowed values: {', '.join(map(repr, FACE_SCORERS))}")
 
 

@@ -52,7 +52,7 @@ def write_face_dataset(root: str | Path, generator: nn.Module, latents: np.ndarr
         thresholds: skin and gender (low, high) bin thresholds (:func:`skin_gender_bins`).
         augmentations: (A, D) latent offsets (:func:`latent_augmentations`); A images per latent.
         identities: (n,) identity of each latent; default k-means, ⌈n_b / 2⌉ per bin.
-        align: MTCNN-align to 112 × 112 (else the generator's images as they are).
+        align: MTCNN-align to 112 × 112 (else the generator's images as they are), on the generator's device.
         seed: seeds k-means.
         description: one paragraph for the datasheet (what produced the latents).
         batch_size: latents rendered per batch.
@@ -64,7 +64,7 @@ def write_face_dataset(root: str | Path, generator: nn.Module, latents: np.ndarr
     root = Path(root)
     bins = skin_gender_bins(measures, thresholds)
     ids = assign_identities(latents, bins, seed) if identities is None else np.asarray(identities)
-    aligner = FaceAligner() if align else None
+    aligner = FaceAligner(device=next(generator.parameters()).device) if align else None  # where the faces are made
     counters: dict[int, int] = {}
     rows = []
     for start in progress(range(0, len(latents), batch_size), enabled=progress_bar, desc="writing faces"):

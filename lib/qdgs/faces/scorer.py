@@ -19,6 +19,7 @@ from torch import nn
 
 from qdgs import data
 from qdgs.cache import artifact
+from qdgs.device import resolve_device
 from qdgs.faces.captions import (
     DEGRADATIONS,
     augment,
@@ -160,8 +161,12 @@ def offline_scorer_key(steps: int, seed: int) -> dict:
             "vocabulary": [c.text for c in vocabulary()], "data": utkface_fingerprint(), "labels": LABEL_KEY}
 
 
-def train_offline_scorer(steps: int, seed: int = 0, progress_bar: bool = True) -> Path:
+def train_offline_scorer(steps: int, seed: int = 0, progress_bar: bool = True,
+                         device: str | torch.device = "cpu") -> Path:
     """Train the offline face scorer on UTKFace's training split (cached in the artifact cache).
+
+    It trains on ``device`` (initialised and fed from the CPU's seeded streams) and is stored on
+    the CPU; the device is not part of the cache key.
 
     Returns:
         The artifact directory: ``model.pt`` (:func:`qdgs.scorers.offline_clip.save_clip`) and
@@ -171,7 +176,7 @@ def train_offline_scorer(steps: int, seed: int = 0, progress_bar: bool = True) -
         faces = data.load_utkface(64)
         train, _ = utkface_split(len(faces.table), seed)
         recipe = load_config(SCORER_CONFIG)["train"]
-        model = make_clip(SCORER_CONFIG, derive(seed, "faces-scorer", "init"))
+        model = make_clip(SCORER_CONFIG, derive(seed, "faces-scorer", "init")).to(resolve_device(device))
         sampler = FaceCaptionSampler(faces, train, utkface_skin(faces))
         train_clip(model, sampler, sampler.vocabulary, steps=steps, lr=recipe["lr"],
                    seed=derive(seed, "faces-scorer", "train"), progress=progress_bar,

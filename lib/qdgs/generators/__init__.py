@@ -24,17 +24,17 @@ if TYPE_CHECKING:
 __all__ = ["list_generators", "load_generator"]
 
 
-def _dcgan(pretrained: bool = True) -> nn.Module:
+def _dcgan(pretrained: bool = True, device: str = "cpu") -> nn.Module:
     from qdgs.generators.dcgan import DCGANFaces  # imported on use: needs gan-face-generate
 
-    return DCGANFaces(pretrained=pretrained)
+    return DCGANFaces(pretrained=pretrained, device=device)
 
 
 def _stylegan2(path: str | Path | None = None, sha256: str | None = None, truncation: float = 0.7,
-               n_stats: int = 10_000) -> nn.Module:
+               n_stats: int = 10_000, device: str = "cpu") -> nn.Module:
     from qdgs.generators.stylegan2 import StyleGAN2Faces  # imported on use: the 350 MB pickle's reader
 
-    return StyleGAN2Faces.load(path, sha256=sha256, truncation=truncation, n_stats=n_stats)
+    return StyleGAN2Faces.load(path, sha256=sha256, truncation=truncation, n_stats=n_stats, device=device)
 
 
 def _shapes_vae(path: str | Path) -> nn.Module:
@@ -59,13 +59,13 @@ def list_generators() -> list[str]:
 
 
 def load_generator(name: str, **kwargs: object) -> nn.Module:
-    """A frozen generator by name, on the CPU (``.to(device)`` it).
+    """A frozen generator by name, on the CPU unless a ``device`` is named (``dcgan``, ``stylegan2``).
 
     Args:
         name: one of :func:`list_generators`.
-        **kwargs: ``dcgan``: ``pretrained`` (False gives random weights); ``stylegan2``: ``path``,
-            ``sha256`` (see :func:`qdgs.generators.stylegan2.weights_path`), ``truncation``,
-            ``n_stats``; ``shapes-vae``: ``path`` (required); ``reference-vae``: ``path``, ``download``
+        **kwargs: ``dcgan``: ``pretrained`` (False gives random weights), ``device``; ``stylegan2``:
+            ``path``, ``sha256`` (see :func:`qdgs.generators.stylegan2.weights_path`), ``truncation``,
+            ``n_stats``, ``device``; ``shapes-vae``: ``path`` (required); ``reference-vae``: ``path``, ``download``
             (see :func:`qdgs.generators.reference_vae.load_reference_vae`).
 
     Raises:

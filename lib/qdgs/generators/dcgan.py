@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from qdgs.device import resolve_device
+
 LATENT_DIM = 100
 IMAGE_SIZE = 64
 
@@ -46,12 +48,13 @@ class DCGANFaces(nn.Module):
 
     Args:
         pretrained: load the package's trained weights; ``False`` gives random weights (tests).
+        device: where the generator runs (:func:`qdgs.device.resolve_device`); weights load on the CPU first.
     """
 
     latent_dim = LATENT_DIM
     image_size = IMAGE_SIZE
 
-    def __init__(self, pretrained: bool = True) -> None:
+    def __init__(self, pretrained: bool = True, device: str | torch.device = "cpu") -> None:
         super().__init__()
         weights_path()  # fail early and clearly when the package is missing
         from gan_face_generate.models import Generator
@@ -60,7 +63,7 @@ class DCGANFaces(nn.Module):
         if pretrained:
             state = torch.load(weights_path(), map_location="cpu", weights_only=True)
             self.net.load_state_dict(state["netG_state_dict"])
-        self.eval()
+        self.eval().to(resolve_device(device))
 
     def train(self, mode: bool = True) -> DCGANFaces:
         """Batch norm stays in eval mode: the generator is frozen, its statistics are the trained ones."""

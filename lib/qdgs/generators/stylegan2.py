@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qdgs import downloads
+from qdgs.device import resolve_device
 from qdgs.generators.nvidia_pickle import find_stub, read_network_pickle, state_dict_from_stub
 
 FILENAME = "stylegan2-ffhq-256x256.pkl"
@@ -323,9 +324,14 @@ class StyleGAN2Faces(nn.Module):
         self.register_buffer("w_std", ws.std(0))
 
     @classmethod
-    def load(cls, path: str | Path | None = None, sha256: str | None = None, **kwargs: Any) -> StyleGAN2Faces:
-        """Load NVIDIA's FFHQ-256 weights (see :func:`weights_path` for ``path`` and ``sha256``)."""
-        return cls(StyleGAN2.from_pickle(weights_path(path, sha256=sha256)), **kwargs)
+    def load(cls, path: str | Path | None = None, sha256: str | None = None, device: str | torch.device = "cpu",
+             **kwargs: Any) -> StyleGAN2Faces:
+        """Load NVIDIA's FFHQ-256 weights (see :func:`weights_path` for ``path`` and ``sha256``) onto ``device``.
+
+        The weights and the ``std(w)`` statistics are made on the CPU, so they are the same bits
+        whichever device the generator then runs on.
+        """
+        return cls(StyleGAN2.from_pickle(weights_path(path, sha256=sha256)), **kwargs).to(resolve_device(device))
 
     def train(self, mode: bool = True) -> StyleGAN2Faces:
         """The generator is frozen: always eval mode."""

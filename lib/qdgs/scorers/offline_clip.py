@@ -101,7 +101,11 @@ def image_size(model: open_clip.CLIP) -> int:
 
 
 def preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] → (B, 3, size, size), normalised; differentiable (no PIL)."""
+    """(B, 3, H, W) in [0, 1] → (B, 3, size, size), normalised; differentiable (no PIL).
+
+    The resize runs in fp32 even under bf16 autocast (the CPU has no bf16 antialiased resize).
+    """
+    images = images.float()
     if images.shape[-2:] != (size, size):
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     mean = images.new_tensor(MEAN).view(1, 3, 1, 1)
@@ -202,10 +206,11 @@ def pair_loss(model: open_clip.CLIP, cosine: torch.Tensor, positives: torch.Tens
 def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Sequence[str], steps: int,
                lr: float = 1e-3, seed: int = 0, progress: bool = True, batch_size: int = 128,
                weight_decay: float = 0.1, warmup: float = 0.05, pair_weight: float = 0.0) -> list[float]:
-    """Train ``model`` in place on captioned batches; return the loss of every step.
+    """Train ``model`` in place on captioned batches, on the model's device; return the loss of every step.
 
     Args:
-        model: an open_clip CLIP (see :func:`make_clip`).
+        model: an open_clip CLIP (see :func:`make_clip`); batches are drawn on the CPU (the same
+            draws whatever the device) and moved to the model's device.
         sample_batch: draws ``(images (B, 3, H, W) in [0, 1], positives (B, V))``, bool or float
             targets in [0, 1]; the InfoNCE counts a caption as positive above 0.5, the pair loss
             uses the graded target.
@@ -224,7 +229,8 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
             pair loss makes every caption a yes/no question (the shapes scorer needs it).
     """
     rng = numpy_rng(seed, "offline-clip", "batches")
-    tokens = _tokenizer(model)(list(vocabulary))
+    device = next(model.parameters()).device
+    tokens = _tokenizer(model)(list(vocabulary)).to(device)
     size = image_size(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     warm = max(1, int(warmup * steps))
@@ -235,7 +241,7 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
     bar = progress_bar(range(steps), enabled=progress, desc="training CLIP scorer")
     with seeded_init(seed, "offline-clip", "train"):  # dropout and the like draw from the global stream
         for _ in bar:
-            images, positives = sample_batch(rng, batch_size)
+            images, positives = (t.to(device) for t in sample_batch(rng, batch_size))
             img = F.normalize(model.encode_image(preprocess(images, size)), dim=-1)
             txt = F.normalize(model.encode_text(tokens), dim=-1)
             logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
@@ -253,9 +259,10 @@ def train_clip(model: open_clip.CLIP, sample_batch: SampleBatch, vocabulary: Seq
 
 
 def save_clip(model: open_clip.CLIP, path: str | Path, config_name: str, vocabulary: Sequence[str]) -> None:
-    """Write a trained model's weights, the name of its architecture config and the captions it was
-    trained on (the ``vocabulary`` given to :func:`train_clip`) to one ``.pt`` file."""
-    torch.save({"config": config_name, "state_dict": model.state_dict(), "vocabulary": list(vocabulary)}, path)
+    """Write a trained model's weights (as CPU tensors), the name of its architecture config and the captions
+    it was trained on (the ``vocabulary`` given to :func:`train_clip`) to one ``.pt`` file."""
+    torch.save({"config": config_name, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "vocabulary": list(vocabulary)}, path)
 
 
 def _read(path: str | Path) -> dict:
@@ -263,7 +270,7 @@ def _read(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no offline CLIP weights at {path}: train them with train_clip "
                                 "(the chapter notebooks do it and cache the result)")
-    return torch.load(path, weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _rebuild(saved: dict) -> open_clip.CLIP:
@@ -273,7 +280,7 @@ def _rebuild(saved: dict) -> open_clip.CLIP:
 
 
 def load_clip(path: str | Path) -> open_clip.CLIP:
-    """Rebuild a model written by :func:`save_clip`, or say how to make one."""
+    """Rebuild a model written by :func:`save_clip` on the CPU (``.to(device)`` it), or say how to make one."""
     return _rebuild(_read(path))
 
 

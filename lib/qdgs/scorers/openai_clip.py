@@ -60,7 +60,11 @@ class OpenAIClipScorer(nn.Module):
         return super().train(False)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] → (B, 3, S, S) CLIP input (resize shorter side, centre crop, normalise)."""
+        """(B, 3, H, W) in [0, 1] → (B, 3, S, S) CLIP input (resize shorter side, centre crop, normalise).
+
+        The resize runs in fp32 even under bf16 autocast (the CPU has no bf16 antialiased resize).
+        """
+        images = images.float()
         h, w = images.shape[-2:]
         scale = self.image_size / min(h, w)
         size = (max(self.image_size, round(h * scale)), max(self.image_size, round(w * scale)))
