@@ -1,4 +1,5 @@
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -163,3 +164,20 @@ def test_project_archive_rebins_elites_onto_fixed_ranges():
     assert len(wide) == 2 and sorted(wide.data("objective")) == [1.0, 3.0]  # the middle elite loses its cell to the best
     narrow = project_archive(archive, (0, 1), bins=(4, 4), ranges=[(-0.5, 0.5), (-0.5, 0.5)])
     assert len(narrow) == 3 and sorted(narrow.data("objective")) == [1.0, 2.0, 3.0]  # outside: the edge cells
+
+
+def test_an_auto_search_is_keyed_by_the_method_the_timing_chose(monkeypatch):
+    """The methods agree only to the last bits, which a search amplifies: the key holds the method that ran."""
+    config = SearchConfig(iterations=3, archive_dims=(4, 4), measure_ranges=((-1, 1), (-1, 1)), emitters=2)
+
+    def scoring(method):
+        return PromptScoring(ToyGenerator(), ToyScorer(), ("good", "bad"), [("a", "b"), ("c", "d")],
+                             jacobian_method=method)
+
+    asked = []
+    for chosen in ("retain", "replicate"):
+        auto = scoring("auto")
+        monkeypatch.setattr(auto, "jacobian_choice", lambda batch, m=chosen: asked.append(batch) or SimpleNamespace(method=m))
+        assert search_key(auto, config) == search_key(scoring(chosen), config)
+    assert asked == [2, 2]  # timed at the search's gradient batch: one latent per emitter
+    assert search_key(scoring("retain"), config) != search_key(scoring("replicate"), config)

@@ -297,8 +297,9 @@ class PromptScoring:
     def jacobian_choice(self, batch: int = 1) -> MethodChoice:
         """The method ``"auto"`` uses at ``batch`` latents: measured once per process and remembered.
 
-        Remembered per (generator, scorer, device, batch, precision) object, in memory only: the
-        methods give the same Jacobian, so the choice is never part of a cache key.
+        Remembered per (generator, scorer, device, batch, precision) object, in memory only. The
+        methods give the same Jacobian up to the last bits; a search's key holds the method chosen
+        (:func:`qdgs.search.search_key`), since a search amplifies those bits.
         """
         key = (id(self.generator), id(self.scorer), str(self.device), batch, self.precision)
         held = _CHOICES.get(key)

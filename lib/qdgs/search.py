@@ -325,15 +325,20 @@ def search_key(scoring: PromptScoring, config: SearchConfig, extra: dict | None 
     search may move between them). ``extra`` names what the models do not show (e.g. the scorer's
     training data). The key covers the code too: the search's own, and that of every class the
     generator, scorer and regularizers are made of (a decoder's drawing code is not in its weights).
+    With ``jacobian_method="auto"`` the key holds the method the timing chose for the search's
+    gradient batch (one latent per emitter): the methods agree only to the last bits, and a search
+    amplifies last bits into other cells, so two methods' archives are two artifacts.
     """
     models = [scoring.generator, scoring.scorer, *scoring.regularizers]
+    method = (scoring.jacobian_choice(config.emitters).method if scoring.jacobian_method == "auto"
+              else scoring.jacobian_method)
     code = {__name__} | {type(m).__module__ for model in models
                          for m in (model.modules() if isinstance(model, nn.Module) else [model])}
     return params_key("search", {
         "config": config.key(), "generator": _identity(scoring.generator), "scorer": _identity(scoring.scorer),
         "prompts": [list(scoring.objective_prompts), [list(p) for p in scoring.measure_prompts]],
         "regularizers": [_identity(r) for r in scoring.regularizers],
-        "jacobian_method": scoring.jacobian_method,
+        "jacobian_method": method,
         **({"precision": scoring.precision} if scoring.precision != "fp32" else {}),  # bf16 moves measures
         **(extra or {})}, code=code)
 

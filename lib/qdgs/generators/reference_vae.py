@@ -93,8 +93,9 @@ class ReferenceShapesVAE(nn.Module):
         return self.decoder(self.encoder(images)[0])
 
     def sample_latents(self, n: int, seed: int) -> torch.Tensor:
-        """(n, 6) draws from the prior N(0, I)."""
-        return torch.randn(n, LATENT_DIM, generator=torch.Generator().manual_seed(seed))
+        """(n, 6) draws from the prior N(0, I), on the model's device (drawn on the CPU: the same on every device)."""
+        z = torch.randn(n, LATENT_DIM, generator=torch.Generator().manual_seed(seed))
+        return z.to(self.decoder.fc1.weight.device)
 
 
 def load_reference_vae(path: str | Path | None = None, download: bool | None = None) -> ReferenceShapesVAE:

@@ -139,8 +139,9 @@ class ShapesVAE(nn.Module):
         return self.compose(*self.decode_parts(self.encode(images)[0], images.shape[-1]))
 
     def sample_latents(self, n: int, seed: int) -> torch.Tensor:
-        """(n, D) draws from the prior N(0, I)."""
-        return torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+        """(n, D) draws from the prior N(0, I), on the model's device (drawn on the CPU: the same on every device)."""
+        z = torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+        return z.to(self.decoder[0].weight.device)
 
     @torch.no_grad()
     def decoder_samples(self, n: int, seed: int, size: int, latent_bound: float = 3.0,

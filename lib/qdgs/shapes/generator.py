@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING
 from qdgs.params import ParameterError
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
 __all__ = ["shapes_generator"]
 
 
-def shapes_generator(name: str, *, steps: int, seed: int, size: int, bias: float, path: str = "",
-                     device: str | torch.device = "cpu") -> tuple[nn.Module, float]:
-    """The chapter's generator on ``device`` and its training seconds (0 for loaded weights).
+def shapes_generator(name: str, *, steps: int, seed: int, size: int, bias: float,
+                     path: str = "") -> tuple[nn.Module, float]:
+    """The chapter's generator, on the CPU, and its training seconds (0 for loaded weights).
+
+    It stays on the CPU while the scorer learns from its samples; ``PromptScoring(device=…)`` moves
+    it where the search runs.
 
     Args:
         name: ``"shapes-vae"`` or ``"reference-vae"``.
@@ -41,4 +43,4 @@ def shapes_generator(name: str, *, steps: int, seed: int, size: int, bias: float
         vae, seconds = load_generator("reference-vae", path=path or None), 0.0
     else:
         raise ParameterError(f"unknown shapes generator {name!r}; allowed values: 'shapes-vae', 'reference-vae'")
-    return vae.to(device), seconds
+    return vae, seconds

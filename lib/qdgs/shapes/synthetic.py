@@ -36,13 +36,14 @@ def synthetic_set(generator: nn.Module, latents: np.ndarray, m2: np.ndarray, zer
         gap: width of the dropped band below ``zero``.
 
     Returns:
-        images (n, 3, H, W) in [0, 1], labels (n,) and the (N,) bool mask of the kept latents.
+        images (n, 3, H, W) in [0, 1] on the CPU, labels (n,) and the (N,) bool mask of the kept latents.
     """
     labels = label_by_measure(m2, zero, gap)
     keep = labels >= 0
-    z = torch.as_tensor(np.asarray(latents)[keep], dtype=torch.float32)
+    device = next(iter(generator.parameters()), torch.zeros(())).device  # decoded where the generator is
+    z = torch.as_tensor(np.asarray(latents)[keep], dtype=torch.float32, device=device)
     # an empty batch decodes to (0, 3, H, W): no generator attribute needed (a bounded view has none)
-    images = torch.cat([generator(z[i:i + batch_size]) for i in range(0, max(len(z), 1), batch_size)])
+    images = torch.cat([generator(z[i:i + batch_size]).cpu() for i in range(0, max(len(z), 1), batch_size)])
     return images, labels[keep], keep
 
 
