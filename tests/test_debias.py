@@ -146,3 +146,30 @@ def test_debiasing_is_cached_by_the_sets_content_not_their_location(monkeypatch,
     assert len(calls) == 2  # a changed label is a changed set
     images, labels = calls[0]["+ QDGS"]
     assert images.shape == (4, 3, 8, 8) and labels.tolist() == [0, 1, 1, 0]  # what is fine-tuned on is what was written
+
+
+def test_the_random_set_draws_until_it_is_as_large_as_the_qdgs_set():
+    from qdgs.scoring import PromptScoring
+    from toys import ToyScorer
+
+    class Prior(torch.nn.Module):  # a toy generator with the shapes VAE's interface
+        latent_dim, output_size = 6, 8
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(6, 3 * 8 * 8, generator=torch.Generator().manual_seed(0)))
+
+        def forward(self, z):
+            return torch.sigmoid(z @ self.w).view(len(z), 3, 8, 8)
+
+        def sample_latents(self, n, seed):
+            return torch.randn(n, 6, generator=torch.Generator().manual_seed(seed))
+
+    scoring = PromptScoring(Prior(), ToyScorer(), ("good", "bad"), [("a", "b"), ("c", "d")])
+    z = Prior().sample_latents(40, seed=5).numpy()
+    ev = scoring.evaluate(z)
+    elites = {"solution": z, "objective": ev.objective, "measures": ev.measures}
+    zero, gap = float(np.median(ev.measures[:, 1])), float(np.std(ev.measures[:, 1]))  # a wide band: many dropped
+    sets = shapes.qdgs_and_random_sets(scoring, elites, zero, gap, seed=0, tag="-test")
+    assert len(sets["random"].labels) == len(sets["qdgs"].labels) == (shapes.label_by_measure(ev.measures[:, 1], zero, gap) >= 0).sum()
+    assert len(sets["qdgs"].labels) < 40 and len(sets["random"].latents) > len(sets["random"].labels)

@@ -15,7 +15,7 @@ Modules, each one concept, re-exported here:
 The in-repo generator, a VAE with a polygon decoder, is :mod:`qdgs.generators.shapes_vae`.
 """
 
-from qdgs.shapes.audit import ORACLE_MIN_ACCURACY, association, audit, label_agreement, pixel_colour, train_oracle, trusted_agreements
+from qdgs.shapes.audit import ORACLE_MIN_ACCURACY, agreement_by_gap, association, audit, label_agreement, pixel_colour, train_oracle, trusted_agreements
 from qdgs.shapes.captions import MEASURE_PROMPTS, OBJECTIVE_PROMPTS, ShapeCaptionSampler, positives, vocabulary
 from qdgs.shapes.classifier import ShapeClassifier, group_accuracies, predict, train_classifier
 from qdgs.shapes.debias import Protocol, cached_debiasing, run_debiasing, summarise
@@ -63,6 +63,7 @@ __all__ = [
     "ShapeCaptionSampler",
     "ShapeClassifier",
     "ShapeSet",
+    "agreement_by_gap",
     "association",
     "audit",
     "balanced_labels",

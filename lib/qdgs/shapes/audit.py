@@ -6,16 +6,18 @@ balanced renders, each randomly recoloured (:func:`train_oracle`), so it judges 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from qdgs.images import recolour
 from qdgs.seeds import derive, seeded_init, torch_generator
 from qdgs.shapes.classifier import ShapeClassifier, predict, train_classifier
 from qdgs.shapes.render import SHAPE_NAMES, balanced_set, nearest_colour
+from qdgs.shapes.synthetic import synthetic_set
 
 
 def pixel_colour(images: torch.Tensor, margin: float = 0.25) -> np.ndarray:
@@ -108,3 +110,17 @@ def association(table: pd.DataFrame) -> pd.Series:
     red = table.loc["red", ["triangle", "square"]] / table.loc[["red", "blue"], ["triangle", "square"]].sum()
     return pd.Series({"P(red | triangle)": red["triangle"], "P(red | square)": red["square"],
                       "association": red["triangle"] - red["square"]})
+
+
+def agreement_by_gap(generator: nn.Module, oracle: ShapeClassifier, latents: np.ndarray, m2: np.ndarray,
+                     zero: float, gaps: Sequence[float]) -> pd.DataFrame:
+    """For each label gap: the share of candidates the label rule keeps and the oracle's agreement with its labels.
+
+    A wider dropped band around the rule's zero keeps fewer, less ambiguous images; this shows what
+    each width buys, on one set of candidate latents (an archive's elites or random samples).
+    """
+    rows = []
+    for gap in gaps:
+        images, labels, keep = synthetic_set(generator, latents, m2, zero, gap)
+        rows.append({"label_gap": gap, "kept": keep.mean(), "oracle agrees": label_agreement(oracle, images, labels)})
+    return pd.DataFrame(rows).set_index("label_gap")

@@ -100,26 +100,34 @@ class SampledSet:
 
 def qdgs_and_random_sets(scoring: PromptScoring, elites: Mapping[str, np.ndarray], zero: float, gap: float,
                          seed: int, size: int = 0, tag: str = "") -> dict[str, SampledSet]:
-    """The QDGS set (the archive's elites) and a random set of as many prior samples, labelled and written.
+    """The QDGS set (the archive's labelled elites) and a random set of as many labelled prior samples, written.
 
-    Both go through the same labelling rule and writer; the random latents are the stream
-    ``"random-set"`` of ``seed``. With ``size`` a random subset of that many elites is taken (the same
-    count for both sets).
+    Both go through the same labelling rule and writer. The random set draws prior latents (the
+    stream ``"random-set"`` of ``seed``) until as many are labelled as the QDGS set holds, so the
+    two sets are the same size whatever share of each the rule drops. With ``size`` a random subset
+    of that many elites is taken first.
 
     Args:
         scoring: the search's scoring (its generator decodes, its scorer labels the random samples).
         elites: :meth:`qdgs.search.SearchResult.elites` of the QDGS archive.
-        tag: appended to the written sets' names (e.g. "-balanced-generator").
+        tag: appended to the written sets' names (e.g. "-generator-bias-0.5").
     """
     if size:
         pick = numpy_rng(seed, "synthetic-subset").permutation(len(elites["solution"]))[:size]
         elites = {k: v[pick] for k, v in elites.items()}
-    z_rand = scoring.generator.sample_latents(len(elites["solution"]), derive(seed, "random-set")).cpu().numpy()
-    ev = scoring.evaluate(z_rand)
+    wanted = int((label_by_measure(elites["measures"][:, 1], zero, gap) >= 0).sum())
+    z_rand, ev, n = None, None, max(len(elites["solution"]), 1)
+    while z_rand is None or (label_by_measure(ev.measures[:, 1], zero, gap) >= 0).sum() < wanted:
+        n *= 2
+        z_rand = scoring.generator.sample_latents(n, derive(seed, "random-set")).cpu().numpy()
+        ev = scoring.evaluate(z_rand)
+    labelled = np.flatnonzero(label_by_measure(ev.measures[:, 1], zero, gap) >= 0)
+    last = labelled[wanted - 1] + 1 if wanted else 0  # the shortest prefix of the stream with enough labels
     out = {}
     for name, z, objective, measures, note in (
             ("qdgs", elites["solution"], elites["objective"], elites["measures"], "Every elite of the passive QDGS archive."),
-            ("random", z_rand, ev.objective, ev.measures, "Random prior latents, labelled by the same rule.")):
+            ("random", z_rand[:last], ev.objective[:last], ev.measures[:last],
+             "Random prior latents, labelled by the same rule, drawn until as many are labelled.")):
         images, labels, keep = synthetic_set(scoring.generator, z, measures[:, 1], zero, gap)
         path = write_synthetic(name + tag, images, labels, z[keep], objective[keep], measures[keep], note=note)
         out[name] = SampledSet(images, labels, z, objective, measures, keep, path)
