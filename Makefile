@@ -11,7 +11,7 @@ PARAMS  ?=
 SHARED_DATA := $(abspath ../shared/data)
 export QDGS_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/qdgs/data)
 
-.PHONY: setup book test chapter clean
+.PHONY: setup book test chapter clean models
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: setup browser  ## unit tests, notebook smoke runs and the book build
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing on purpose" >&2; fi; \
 	exit $$rc
+
+models: setup  ## reproduce the committed weights of the light-skewed face generator (lib/qdgs/generators/weights)
+	OMP_NUM_THREADS=1 $(PY) -m qdgs.generators.skewed_dcgan
 
 chapter: setup  ## run one notebook: make chapter NB=01 PROFILE=smoke PARAMS="iterations=300 seed=1"
 	@test -n "$(NB)" || { echo "make chapter needs NB=<notebook>, e.g. NB=01"; exit 2; }

@@ -40,7 +40,7 @@ def test_a_face_without_skin_pixels_gets_no_ita_and_is_counted():
                          "p_40 and over": [0.1] * 4, "ita_raw": values, "ita_norm": values})
     props = audit.proportions(audit.classify(pred))
     assert props["no ITA (too few skin pixels)"] == 0.5
-    assert props["dark skin (ITA < 10°)"] == 0.0  # of the two faces that have an ITA
+    assert props[audit.ITA_DARK_ROW] == 0.0  # of the two faces that have an ITA
     assert faces.skin_labels(np.array([1, 0]), values[:2]).tolist() == [-1, -1]  # no ITA, no label
 
 
@@ -56,7 +56,7 @@ def test_classify_proportions_and_intersectional_counts():
                          "ita_raw": [0, 0, 0, 0], "ita_norm": [-20.0, 50.0, 5.0, 40.0]})
     attrs = audit.classify(pred)
     props = audit.proportions(attrs)
-    assert props["dark skin (classifier)"] == 0.5 and props["dark skin (ITA < 10°)"] == 0.5
+    assert props["dark skin (classifier)"] == 0.5 and props[audit.ITA_DARK_ROW] == 0.5
     assert props["female"] == 0.5 and props["age under 40"] == 0.75 and props["no ITA (too few skin pixels)"] == 0
     counts = audit.intersectional_counts(attrs)
     assert counts.values.sum() == 4 and counts.loc[("dark", "female"), "under 40"] == 1

@@ -226,7 +226,7 @@ def test_measure_strips_rank_faces_left_to_right_on_one_axes():
 
 
 def test_backends_fail_clearly(monkeypatch, tmp_path):
-    with pytest.raises(ParameterError, match="allowed values: 'dcgan', 'stylegan2'"):
+    with pytest.raises(ParameterError, match="allowed values: 'dcgan-skewed', 'dcgan', 'stylegan2'"):
         faces.load_generator("biggan")
     with pytest.raises(ParameterError, match="allowed values: 'offline-clip', 'openai-clip'"):
         faces.load_scorer("clip-l", steps=1)

@@ -12,9 +12,9 @@ from test_offline_clip import TINY
 
 
 def test_names_are_listed_and_unknown_ones_refused_with_the_allowed_values():
-    assert list_generators() == ["dcgan", "reference-vae", "shapes-vae", "stylegan2"]
+    assert list_generators() == ["dcgan", "dcgan-skewed", "reference-vae", "shapes-vae", "stylegan2"]
     assert list_scorers() == ["offline-clip", "openai-clip"]
-    with pytest.raises(ParameterError, match="unknown generator 'biggan'; allowed values: 'dcgan', 'reference-vae', 'shapes-vae'"):
+    with pytest.raises(ParameterError, match="unknown generator 'biggan'; allowed values: 'dcgan', 'dcgan-skewed', 'reference-vae'"):
         load_generator("biggan")
     with pytest.raises(ParameterError, match="unknown scorer 'siglip'; allowed values: 'offline-clip', 'openai-clip'"):
         load_scorer("siglip")

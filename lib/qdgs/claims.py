@@ -128,7 +128,7 @@ def faces_claim(shares: Mapping[str, tuple[float, float]], paper: tuple[float, f
     ours = "; ".join(f"{rand:.1%} → {qd:.1%} ({name})" for name, (rand, qd) in shares.items())
     return Claim("QDGS raises the share of generated faces recognised as dark-skinned",
                  f"{paper[0]:.1%} → {paper[1]:.1%} (Rand → QD)", ours, holds,
-                 note + ("; our evaluators disagree" if holds is None else ""))
+                 note + ("" if holds is not None else "; our evaluators disagree" if shares else "; no evaluator to decide it"))
 
 
 # --- recognition (chapter 03) ----------------------------------------------------------------

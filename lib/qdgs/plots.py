@@ -48,6 +48,41 @@ def image_grid(images: torch.Tensor | np.ndarray, nrow: int, ax: Axes | None = N
     ax.set_axis_off()
 
 
+def contact_sheet(images: np.ndarray, values: np.ndarray, dark: np.ndarray, nrow: int = 16,
+                  rows: int = 3, ax: Axes | None = None, label: str = "") -> None:
+    """Faces at evenly spaced ranks of one evaluator's value, darkest first; a red frame marks "dark".
+
+    A reader judges an evaluator by eye: if its order and its "dark" calls look right, the
+    numbers that rest on it can be trusted. Faces the evaluator cannot measure (NaN) are left out.
+
+    Args:
+        images: (N, H, W, 3) uint8 faces (as :func:`measure_strips`).
+        values: (N,) the evaluator's value, low = dark (e.g. ITA, or 1 − p(dark)).
+        dark: (N,) bool, the evaluator's "dark" call.
+        nrow: faces per row.
+        rows: rows of the sheet.
+        ax: where to draw.
+        label: the axes title.
+    """
+    ax = _axes(ax)
+    hwc = np.asarray(images, dtype=np.float64) / 255
+    order = np.flatnonzero(np.isfinite(values))
+    order = order[np.argsort(values[order], kind="stable")]
+    picks = order[np.linspace(0, len(order) - 1, min(nrow * rows, len(order))).round().astype(int)]
+    framed = hwc[picks].copy()
+    framed[np.asarray(dark)[picks]] = _frame(framed[np.asarray(dark)[picks]])
+    image_grid(torch.as_tensor(framed.transpose(0, 3, 1, 2)), nrow, ax=ax)
+    ax.set_title(label, fontsize=9)
+
+
+def _frame(images: np.ndarray, width: int = 2) -> np.ndarray:
+    """(N, H, W, 3) images with a red border ``width`` pixels wide."""
+    out = images.copy()
+    for edge in (np.s_[:, :width], np.s_[:, -width:], np.s_[:, :, :width], np.s_[:, :, -width:]):
+        out[edge] = (0.85, 0.1, 0.1)
+    return out
+
+
 def images_by_measures(images: torch.Tensor | np.ndarray, measures: np.ndarray, ranges: list[tuple[float, float]],
                        bins: tuple[int, int] = (8, 8), scores: np.ndarray | None = None, ax: Axes | None = None,
                        labels: tuple[str, str] = ("measure 1", "measure 2")) -> None:

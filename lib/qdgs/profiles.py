@@ -36,7 +36,7 @@ __all__ = ["ChapterSpec", "SPECS", "PAPER_BIASES", "spec", "spec_for_notebook", 
 
 #: The paper's colour biases of the shapes classifier's training sets (facts file).
 PAPER_BIASES = (0.98, 0.95, 0.90, 0.85, 0.80)
-FACE_GENERATORS = ("dcgan", "stylegan2")
+FACE_GENERATORS = ("dcgan-skewed", "dcgan", "stylegan2")
 SHAPE_GENERATORS = ("shapes-vae", "reference-vae")
 FACE_SCORERS = ("offline-clip", "openai-clip")
 #: Every chapter's device parameter (:func:`qdgs.device.resolve_device`).
@@ -128,17 +128,23 @@ SHAPES = ChapterSpec("shapes", (
 
 FACES = ChapterSpec("faces", (
     DEVICE,
-    Param("generator", str, by_profile("dcgan", "dcgan", "stylegan2"), choices=FACE_GENERATORS,
+    Param("generator", str, by_profile("dcgan-skewed", "dcgan-skewed", "stylegan2"), choices=FACE_GENERATORS,
           help="face generator backend"),
     Param("scorer", str, by_profile("offline-clip", "offline-clip", "openai-clip"), choices=FACE_SCORERS,
           help="prompt scorer backend"),
     Param("scorer_steps", int, by_profile(15, 1200, 1200), low=1, help="training steps of the offline scorer"),
     Param("audit_steps", int, by_profile(10, 400, 1500), low=1, help="training steps of the audit classifier"),
     Param("calibration_samples", int, by_profile(128, 1024, 4096), low=16, help="random faces used to calibrate the measures"),
-    Param("iterations", int, by_profile(40, 1000, 60_000), low=1, help="QDGS search iterations"),
+    Param("iterations", int, by_profile(40, 250, 60_000), low=1, help="QDGS search iterations (each emitter asks 4 latents)"),
     *prompt_params(FACES_PAPER, FACES_LEADING),
     Param("archive_dims", list, by_profile([5, 5, 2, 5], [10, 10, 3, 10], [50, 25, 5, 25]), low=1,
           help="archive cells per measure, one per entry of measure_prompts (the paper's skin, gender, hair, age)"),
+    Param("emitters", int, by_profile(4, 4, 1), low=1,
+          help="gradient arborescence emitters sharing the archive (the paper: 1)"),
+    Param("latent_bound", float, by_profile(2.0, 2.0, 0.0), low=0.0,
+          help="search latents are folded into the box [-bound, bound] before decoding; 0 means unbounded (the paper)"),
+    Param("claim_seeds", list, by_profile([0], [0, 1, 2], [0]), low=0,
+          help="search seeds the dark-skin claim is resolved over (each a cached search)"),
     Param("ranges", str, by_profile("calibrated", "calibrated", "paper"), choices=("calibrated", "paper"),
           help="archive ranges: calibrated on random samples, or the paper's ±0.1"),
     Param("bins", str, by_profile("calibrated", "calibrated", "paper"), choices=("calibrated", "paper"),

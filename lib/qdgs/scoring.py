@@ -51,6 +51,11 @@ class Regularizer(Protocol):
     def __call__(self, z: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor: ...
 
 
+def fold_into_box(z: torch.Tensor, bound: float) -> torch.Tensor:
+    """Each coordinate reflected back at ±``bound`` (a triangle wave): the identity inside, gradient ±1 everywhere."""
+    return bound * (1 - torch.abs(torch.remainder(z / bound + 1, 4) - 2))
+
+
 class BoundedLatent(nn.Module):
     """A generator whose latents are reflected into the box ``[-bound, bound]^D`` before decoding.
 
@@ -74,8 +79,8 @@ class BoundedLatent(nn.Module):
         self.generator, self.bound, self.latent_dim = generator, float(bound), generator.latent_dim
 
     def squash(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, D) search latents → (B, D) generator latents inside [-bound, bound], folded at the walls."""
-        return self.bound * (1 - torch.abs(torch.remainder(z / self.bound + 1, 4) - 2))
+        """(B, D) search latents → (B, D) generator latents inside [-bound, bound] (:func:`fold_into_box`)."""
+        return fold_into_box(z, self.bound)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(self.squash(z))

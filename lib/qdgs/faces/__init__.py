@@ -8,6 +8,7 @@ figures are shared with the other chapters (:mod:`qdgs.search`, :mod:`qdgs.scori
 * :mod:`~qdgs.faces.regularizers`: the latent-norm penalty and the uniqueness memory.
 * :mod:`~qdgs.faces.captions`: the offline scorer's caption vocabulary and training augmentation.
 * :mod:`~qdgs.faces.utkface`: the one held-out split, skin labels and the data fingerprint.
+* :mod:`~qdgs.faces.skew`: the light-skewed UTKFace sample the ``default`` generator is fine-tuned on.
 * :mod:`~qdgs.faces.scorer`: the offline scorer's sampler and cached training; zero-shot checks.
 * :mod:`~qdgs.faces.calibration`: measure centres and spreads on random faces; entanglement.
 * :mod:`~qdgs.faces.identities`: skin × gender bins, k-means identities, latent augmentations.
@@ -15,6 +16,7 @@ figures are shared with the other chapters (:mod:`qdgs.search`, :mod:`qdgs.scori
 * :mod:`~qdgs.faces.dataset`: the image-folder dataset writer, its datasheet, the QD and Rand sets.
 * :mod:`~qdgs.faces.ita`: skin tone by the individual typology angle.
 * :mod:`~qdgs.faces.audit`: the UTKFace attribute classifier and the side-by-side audit.
+* :mod:`~qdgs.faces.replicates`: the dark-skinned share of QD and Rand over several search seeds.
 * :mod:`~qdgs.faces.backends`: which generator and scorer run, and decoding latents.
 """
 

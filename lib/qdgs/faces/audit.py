@@ -10,6 +10,11 @@ the audit uses two evaluators that never saw the prompts:
   augmentation (exposure, gamma, white balance), so that brightness alone cannot predict its skin
   output. Its skin labels are "dark" (UTKFace race Black and normalised ITA < 25) or "light"
   (White or Asian and normalised ITA > 30); other faces give no skin label.
+
+Both say "dark" by one definition each, the same in every chapter (:data:`qdgs.faces.ita.DARK_ITA`
+for ITA). Neither is taken on trust: :func:`race_accuracy` measures each on held-out UTKFace race
+labels, :func:`cohen_kappa` says how often they agree on generated faces beyond chance, and
+:func:`validated` names the evaluators a claim may use.
 """
 
 from __future__ import annotations
@@ -35,12 +40,20 @@ from qdgs.images import reframe, relight
 from qdgs.progress import progress
 from qdgs.seeds import numpy_rng, seeded_init, torch_generator
 
-__all__ = ["AGE_GROUPS", "PAPER_DARK_SHARE", "age_group", "AttributeNet", "train_attribute_net", "predict",
-           "classify", "proportions", "intersectional_counts", "compare"]
+__all__ = ["AGE_GROUPS", "PAPER_DARK_SHARE", "EVALUATORS", "ITA_DARK_ROW", "MIN_BALANCED_ACCURACY", "age_group",
+           "AttributeNet", "train_attribute_net", "predict", "classify", "proportions", "intersectional_counts",
+           "compare", "race_accuracy", "cohen_kappa", "validated", "skew_ratios"]
 
 #: Age groups of the audit (years: [low, high)).
 AGE_GROUPS = (("under 40", 0, 40), ("40 and over", 40, 200))
 #: The audit classifier's training recipe (AdamW, one-cycle schedule) and width: part of its cache key.
+#: The two evaluators of dark skin: name → column of :func:`classify`.
+EVALUATORS = {"audit classifier": "dark_clf", "ITA": "dark_ita"}
+#: The :func:`proportions` row of the ITA evaluator's dark-skinned share.
+ITA_DARK_ROW = f"dark skin (ITA < {DARK_ITA:g}°)"
+#: Balanced accuracy on held-out race labels an evaluator needs for a claim to rest on it: halfway
+#: from chance (0.5) to perfect, a bar a skin-tone evaluator of photographs should clear.
+MIN_BALANCED_ACCURACY = 0.75
 AUDIT_RECIPE = {"lr": 2e-3, "weight_decay": 1e-4, "width": 16,
                 "geometry": {"max_angle": 20.0, "scale": (0.8, 1.15), "shift": 0.08}}
 
@@ -204,9 +217,24 @@ def classify(pred: pd.DataFrame) -> pd.DataFrame:
 
 def proportions(attrs: pd.DataFrame) -> pd.Series:
     """Share of images per attribute: dark (classifier), dark (ITA, of the faces that have one), no ITA, female, ages."""
-    out = {"dark skin (classifier)": attrs.dark_clf.mean(), f"dark skin (ITA < {DARK_ITA:g}°)": attrs.dark_ita.mean(),
+    out = {"dark skin (classifier)": attrs.dark_clf.mean(), ITA_DARK_ROW: attrs.dark_ita.mean(),
            "no ITA (too few skin pixels)": attrs.dark_ita.isna().mean(), "female": (attrs.gender == "female").mean()}
     out.update({f"age {a}": (attrs.age == a).mean() for a, _, _ in AGE_GROUPS})
+    return pd.Series(out, dtype=float)
+
+
+def skew_ratios(attrs: pd.DataFrame) -> pd.Series:
+    """How skewed a set is: light : dark by each evaluator (:data:`EVALUATORS`) and under 40 : 40 and over.
+
+    The ratios are of :func:`classify` attributes; ITA's is of the faces that have an ITA. An
+    evaluator that calls no face dark gives an infinite ratio.
+    """
+    out = {}
+    for name, column in EVALUATORS.items():
+        dark = attrs[column].mean()
+        out[f"light : dark ({name})"] = (1 - dark) / dark if dark > 0 else np.inf
+    young = (attrs.age == AGE_GROUPS[0][0]).mean()
+    out["under 40 : 40 and over (audit classifier)"] = young / (1 - young) if young < 1 else np.inf
     return pd.Series(out, dtype=float)
 
 
@@ -236,3 +264,54 @@ def compare(net: AttributeNet, sets: dict[str, torch.Tensor | np.ndarray]) -> tu
     table.loc["dark skin (classifier)", "paper (Rand → QD)"] = (
         f"{PAPER_DARK_SHARE['Rand']:.1%} → {PAPER_DARK_SHARE['QD']:.1%}")
     return table, attrs
+
+
+def race_accuracy(net: AttributeNet, seed: int = 0, size: int = 64) -> pd.DataFrame:
+    """Each evaluator's accuracy on held-out UTKFace race labels: Black as dark, White and Asian as light.
+
+    The held-out split is the one no model here trained on (:func:`qdgs.faces.utkface.utkface_split`);
+    Indian and Others faces have no agreed tone and are left out. Race is a category, not a skin
+    tone, so this measures agreement with a coarse label, which is what the claim needs: that an
+    evaluator's "dark" means what a reader would call dark.
+
+    Returns:
+        One row per evaluator (:data:`EVALUATORS`): ``accuracy``, ``balanced accuracy`` (the mean
+        of the two recalls: the held-out set is mostly light), ``dark recall``, ``light recall``,
+        ``measured`` (share of faces it gave an answer for; ITA needs skin pixels) and ``n``.
+    """
+    faces = data.load_utkface(size)
+    _, held = utkface_split(len(faces.table), seed)
+    race = faces.table.race.values[held]
+    keep = np.isin(race, (0, 1, 2))
+    attrs = classify(predict(net, to_tensor(faces.images[held[keep]])))
+    truth = race[keep] == 1
+    rows = []
+    for name, column in EVALUATORS.items():
+        said = attrs[column]
+        measured = ~said.isna().to_numpy()
+        pred, true = said.to_numpy(dtype=bool, na_value=False)[measured], truth[measured]
+        recall_dark, recall_light = pred[true].mean(), (~pred[~true]).mean()
+        rows.append({"evaluator": name, "accuracy": (pred == true).mean(),
+                     "balanced accuracy": (recall_dark + recall_light) / 2, "dark recall": recall_dark,
+                     "light recall": recall_light, "measured": measured.mean(), "n": int(measured.sum())})
+    return pd.DataFrame(rows)
+
+
+def cohen_kappa(a: np.ndarray | pd.Series, b: np.ndarray | pd.Series) -> float:
+    """Cohen's κ of two binary raters: agreement beyond what their base rates give by chance.
+
+    Pairs where either rater has no answer (NA) are dropped. κ is 1 for full agreement, 0 for
+    agreement at chance, negative below it; NaN when both raters give one answer throughout
+    (chance agreement is then 1 and κ is undefined).
+    """
+    a, b = pd.array(a, dtype="boolean"), pd.array(b, dtype="boolean")
+    both = ~(a.isna() | b.isna())
+    x, y = np.asarray(a[both], dtype=bool), np.asarray(b[both], dtype=bool)
+    observed = (x == y).mean()
+    chance = x.mean() * y.mean() + (1 - x.mean()) * (1 - y.mean())
+    return float("nan") if chance == 1 else float((observed - chance) / (1 - chance))
+
+
+def validated(accuracy: pd.DataFrame, minimum: float = MIN_BALANCED_ACCURACY) -> list[str]:
+    """The evaluators of a :func:`race_accuracy` table whose balanced accuracy reaches ``minimum``."""
+    return accuracy.loc[accuracy["balanced accuracy"] >= minimum, "evaluator"].tolist()

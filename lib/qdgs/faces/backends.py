@@ -21,9 +21,11 @@ __all__ = ["load_generator", "load_scorer", "render"]
 
 
 def load_generator(name: str, stylegan2_path: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
-    """The face generator backend on ``device``: ``dcgan`` (gan-face-generate) or ``stylegan2`` (NVIDIA's FFHQ-256)."""
+    """The face generator backend on ``device``: ``dcgan-skewed`` (light-skewed), ``dcgan`` (gan-face-generate) or ``stylegan2``."""
     if name == "dcgan":
         return generators.load_generator("dcgan", device=device)
+    if name == "dcgan-skewed":
+        return generators.load_generator("dcgan-skewed").to(device)
     if name == "stylegan2":
         return generators.load_generator("stylegan2", path=stylegan2_path or None, device=device)
     raise ParameterError(f"parameter 'generator' got {name!r}; allowed values: {', '.join(map(repr, FACE_GENERATORS))}")

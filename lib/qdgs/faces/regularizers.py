@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qdgs.scoring import spherical_distance
+from qdgs.scoring import fold_into_box, spherical_distance
 from qdgs.seeds import derive
 
 __all__ = ["LatentNormPenalty", "UniquenessMemory", "typical_latent_norm", "regularizers"]
@@ -25,16 +25,21 @@ class LatentNormPenalty:
     Args:
         q: the typical latent norm (see :func:`typical_latent_norm`).
         weight: the paper's 0.5.
+        bound: for a :class:`qdgs.scoring.BoundedLatent` generator, its bound: the penalty is on
+            the latent the generator decodes (:func:`qdgs.scoring.fold_into_box`), so a search latent
+            far out (which decodes inside the box) is not scored as off the manifold. 0: on ``z`` itself.
     """
 
-    def __init__(self, q: float, weight: float = 0.5) -> None:
-        self.q, self.weight = float(q), weight
+    def __init__(self, q: float, weight: float = 0.5, bound: float = 0.0) -> None:
+        self.q, self.weight, self.bound = float(q), weight, float(bound)
 
     def __repr__(self) -> str:
-        return f"LatentNormPenalty(q={self.q!r}, weight={self.weight!r})"
+        return f"LatentNormPenalty(q={self.q!r}, weight={self.weight!r}, bound={self.bound!r})"
 
     def __call__(self, z: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         """(B, D) latents, (B, E) embeddings → (B,) penalty."""
+        if self.bound > 0:
+            z = fold_into_box(z, self.bound)
         return self.weight * (z.norm(dim=1).clamp(min=self.q) - self.q) ** 2
 
 
@@ -73,10 +78,13 @@ class UniquenessMemory:
 
 
 def typical_latent_norm(generator: nn.Module, n: int = 4096, seed: int = 0) -> float:
-    """Median norm of ``n`` random latents of ``generator`` (the ``q`` of :class:`LatentNormPenalty`)."""
-    return float(generator.sample_latents(n, seed=derive(seed, "faces", "typical-latent-norm")).norm(dim=1).median())
+    """Median norm of ``n`` random latents of ``generator`` as it decodes them (the ``q`` of :class:`LatentNormPenalty`)."""
+    z = generator.sample_latents(n, seed=derive(seed, "faces", "typical-latent-norm"))
+    squash = getattr(generator, "squash", None)  # a BoundedLatent: the norm the decoder sees
+    return float((squash(z) if squash else z).norm(dim=1).median())
 
 
 def regularizers(generator: nn.Module, seed: int = 0) -> list:
     """The paper's two face regularisers for ``generator``, with ``q`` from its random latents."""
-    return [LatentNormPenalty(typical_latent_norm(generator, seed=seed)), UniquenessMemory()]
+    bound = float(getattr(generator, "bound", 0.0))
+    return [LatentNormPenalty(typical_latent_norm(generator, seed=seed), bound=bound), UniquenessMemory()]

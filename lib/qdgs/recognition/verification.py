@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from qdgs import safe_pickle
-from qdgs.faces.ita import ita
+from qdgs.faces.ita import ita, skin_tone
 from qdgs.cache import artifact, data_root, fingerprint
 from qdgs.data import lfw_dir, read_checked, read_lfw_pairs, read_manifest
 from qdgs.recognition.identities import decode
@@ -256,17 +256,18 @@ def skin_split(result: Verification, pairs: PairSet, skin: np.ndarray) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def ita_skin_labels(images: torch.Tensor, dark_below: float = 25.0, light_above: float = 30.0) -> np.ndarray:
-    """Per-image skin labels from the individual typology angle (``qdgs.faces.ita.ita``, white-patch normalised).
+def ita_skin_labels(images: torch.Tensor) -> np.ndarray:
+    """Per-image skin labels by the book's one definition (:func:`qdgs.faces.ita.skin_tone`, normalised ITA).
 
     Args:
         images: (N, 3, S, S) uint8 faces.
-        dark_below: ITA under which a face counts as dark (0).
-        light_above: ITA over which it counts as light (1); in between is unknown (−1), so that
-            lighting noise near the boundary does not decide a label.
+
+    Returns:
+        (N,) 0 dark, 1 light, −1 in between or unmeasurable, so that lighting noise near the
+        boundary does not decide a label.
     """
     values = np.concatenate([ita(images[i:i + 512].float() / 255) for i in range(0, len(images), 512)])
-    return np.where(values < dark_below, 0, np.where(values > light_above, 1, -1))
+    return skin_tone(values)
 
 
 class PixelEmbedder(torch.nn.Module):
