@@ -16,6 +16,7 @@ import torch
 
 from paper_fixtures import paper_overrides, write_paper_weights
 from qdgs.cli import main
+from qdgs.faces.ita import DARK_ITA
 from qdgs.results import load, run_times
 
 pytestmark = pytest.mark.slow
@@ -59,7 +60,7 @@ def test_shapes_searched_the_reference_vae_and_debiased(dry_run):
     r = load("shapes", dry_run[0])
     assert r.meta["backends"]["generator"].startswith("reference-vae")
     assert "reference-vae" in r.meta["claims"][0].note  # the claim says which generator made it
-    assert r.table.coverage_qdgs.iloc[0] > 0 and r.table.qd_score_qdgs.iloc[0] > 0  # a non-empty archive
+    assert r.table.coverage_searched_qdgs.iloc[0] > 0 and r.table.qd_score_searched_qdgs.iloc[0] > 0  # a non-empty archive
     assert {"+ QDGS", "+ random VAE"} <= set(r.table.condition)  # fine-tuned on both written sets
     assert r.table.mean_acc.between(0, 1).all()
 
@@ -72,7 +73,7 @@ def test_faces_searched_stylegan2_with_openai_clip_wrote_and_audited_datasets(dr
     for name, folder in r.meta["datasets"].items():
         written = list(Path(folder).glob("images/*/*.png"))
         assert len(written) == t.loc["images", name] > 0, name
-    audit = t.loc[["dark-skinned share (audit classifier)", "dark-skinned share (ITA < 10°, normalised)"], ["Rand", "QD"]]
+    audit = t.loc[["dark-skinned share (audit classifier)", f"dark-skinned share (ITA < {DARK_ITA:g}°, normalised)"], ["Rand", "QD"]]
     assert audit.notna().all().all() and ((audit >= 0) & (audit <= 1)).all().all()
 
 
