@@ -54,7 +54,7 @@ def versus_random(runs: pd.DataFrame, metric: str = "mean", qdgs: str = "+ QDGS"
 
     The runs of one seed share the biased pretraining, so the difference is taken per seed and its
     standard error is that of the paired differences: the smallest difference the seeds resolve is
-    two of them. ``gap_closed`` is (QDGS − biased only) / (balanced real − biased only), from the
+    two of them; ``ahead`` marks a bias where QDGS is resolved ahead. ``gap_closed`` is (QDGS − biased only) / (balanced real − biased only), from the
     means over seeds.
 
     Args:
@@ -68,6 +68,7 @@ def versus_random(runs: pd.DataFrame, metric: str = "mean", qdgs: str = "+ QDGS"
                         "gap_closed": (means[qdgs] - means[baseline]) / (means[real] - means[baseline])})
     out["resolves"] = 2 * out.std_error
     out["resolved"] = out.qdgs_minus_random.abs() > out.resolves
+    out["ahead"] = out.resolved & (out.qdgs_minus_random > 0)
     return out.sort_index(ascending=False)
 
 
@@ -80,18 +81,16 @@ def beats_random_holds(table: pd.DataFrame, gap_goal: float = GAP_GOAL) -> bool 
     Args:
         table: :func:`versus_random` output.
     """
-    ahead = table.resolved & (table.qdgs_minus_random > 0)
-    if (table.resolved & (table.qdgs_minus_random < 0)).any():
+    if (table.resolved & ~table.ahead).any():
         return False
-    if not ahead.all():
+    if not table.ahead.all():
         return None
     return bool((table.gap_closed >= gap_goal).all())
 
 
 def beats_random_claim(table: pd.DataFrame, note: str, gap_goal: float = GAP_GOAL) -> Claim:
     """The shapes chapter's second claim: from a biased generator, QDGS beats its random samples."""
-    ahead = int((table.resolved & (table.qdgs_minus_random > 0)).sum())
-    ours = (f"ahead, resolved, at {ahead} of {len(table)} biases (QDGS − random "
+    ours = (f"ahead, resolved, at {int(table.ahead.sum())} of {len(table)} biases (QDGS − random "
             f"{table.qdgs_minus_random.min() * 100:+.1f} … {table.qdgs_minus_random.max() * 100:+.1f} points, "
             f"resolves ±{table.resolves.max() * 100:.1f}); gap closed "
             f"{table.gap_closed.min():.0%} … {table.gap_closed.max():.0%}")
