@@ -60,10 +60,13 @@ def test_every_chapter_is_a_notebook_without_outputs():
 
 def _shapes(r: Recorded) -> None:
     acc = r.table.set_index("condition").mean_acc
-    # Correct labels on balanced renders: above chance (0.5) by more than 2σ of 400 test images
-    # (smoke, a 2 + 2 epoch classifier: 0.59 at the time of writing); a broken classifier stays at 0.5.
-    assert 0.55 < acc["+ balanced real"].min() and acc.max() <= 1.0
-    # a search that filled cells (smoke: 0.10 at the time of writing); an empty archive has 0
+    assert 0 <= acc.min() and acc.max() <= 1.0
+    # The paper's classifier learns shape from balanced renders: the oracle (1,000 renders, 16 epochs on
+    # smoke; 0.69 in the chapter, 0.66-0.73 over seeds 0-3, at the time of writing) is above chance (0.5)
+    # by more than 6σ of its 1,000 test renders; a broken trainer stays at 0.5. (The fine-tuning
+    # conditions get a few steps on smoke, too few to learn shape: they are judged on default.)
+    assert r.meta["oracle_accuracy"] > 0.6
+    # a search that filled cells (smoke: 0.60 at the time of writing); an empty archive has 0
     assert 0.05 <= r.table.coverage_searched_qdgs.iloc[0] <= 1.0 and r.table.qd_score_searched_qdgs.iloc[0] > 0
     assert 0 < r.table.coverage_fixed_qdgs.iloc[0] <= 1.0 and 0 < r.table.coverage_fixed_random.iloc[0] <= 1.0
     gain, versus = r.meta["claims"]

@@ -123,7 +123,7 @@ SHAPES = ChapterSpec("shapes", (
     Param("finetune_epochs", int, by_profile(2, 30, 30), low=1, help="epochs on each synthetic set"),
     Param("n_test", int, by_profile(400, 2000, 5000), low=4, help="balanced test images"),
     Param("oracle_images", int, by_profile(1000, 4000, 4000), low=4, help="balanced renders the oracle learns from"),
-    Param("oracle_epochs", int, by_profile(2, 20, 20), low=1, help="epochs of the audit's oracle shape classifier"),
+    Param("oracle_epochs", int, by_profile(16, 20, 20), low=1, help="epochs of the audit's oracle shape classifier"),
 ), checks=(check_archive_dims,))
 
 FACES = ChapterSpec("faces", (
