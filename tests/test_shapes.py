@@ -171,21 +171,42 @@ def test_the_decoder_keeps_every_shape_inside_the_canvas():
 
 @pytest.mark.slow
 def test_random_samples_inherit_the_training_bias():
-    """A VAE trained on renders at colour bias b draws random samples as colour-biased as b, within 0.25.
+    """A VAE trained (default recipe) at colour bias b draws random samples with a colour-shape association.
 
     The association is P(red | triangle) − P(red | square) of what the decoder draws (the renders
-    at b have 2b − 1); the prior must not undo it, or random sampling would already be balanced.
+    at b have 2b − 1). The prior must not undo it, or random sampling would already be balanced: the
+    balanced VAE's samples stay within 0.15 of 0, and the biased one keeps at least half of its
+    renders' 0.9 (the paper's own VAE, by the facts file's counts, keeps 0.32).
     """
     from qdgs.generators.shapes_vae import cached_vae
 
-    for bias in (0.5, 0.95):
-        vae, _ = cached_vae(1500, seed=0, output_size=32, bias=bias, progress_bar=False)
+    for bias, low, high in ((0.5, -0.15, 0.15), (0.95, 0.45, 0.95)):
+        vae, _ = cached_vae(6000, seed=0, output_size=32, bias=bias, progress_bar=False)
         with torch.no_grad():
             _, weight, rgb = vae.decode_shapes(vae.sample_latents(4000, seed=1), 32)
         colour, square = shapes.nearest_colour(rgb.numpy()), weight.numpy() >= 0.5
         named = colour >= 0
         red_given = [np.mean(colour[named & (square == s)] == 0) for s in (False, True)]
-        assert red_given[0] - red_given[1] == pytest.approx(2 * bias - 1, abs=0.25), bias
+        assert low <= red_given[0] - red_given[1] <= high, (bias, red_given)
+
+
+def test_drawable_groups_reads_what_the_decoder_draws():
+    """A decoder fixed to a clean blue square draws blue squares right and every other group wrong."""
+    vae = ShapesVAE(internal_size=16, output_size=16, width=16)
+    with torch.no_grad():
+        vae.decoder[-1].weight.zero_()
+        blue = torch.logit(torch.tensor(shapes.BLUE) / 255)
+        vae.decoder[-1].bias.copy_(torch.cat([torch.tensor([20.0, 1, 0, 1, 0, 0, 0, 0]), blue]))
+    table = shapes.drawable_groups(vae, 40, seed=0, size=16)
+    assert list(table.index) == list(shapes.GROUP_NAMES)
+    assert table["clean"].tolist() == [1.0] * 4 and table["square weight"].min() > 0.99
+    assert table["drawn right"].to_dict() == {"red triangle": 0.0, "red square": 0.0, "blue triangle": 0.0,
+                                              "blue square": 1.0}
+    with torch.no_grad():  # an overlay: weight 0.5, so no group is drawn clean
+        vae.decoder[-1].bias[0] = 0.0
+    assert shapes.drawable_groups(vae, 40, seed=0, size=16)["clean"].max() == 0.0
+    with pytest.raises(TypeError, match="does not say what it draws"):
+        shapes.drawable_groups(torch.nn.Identity(), 4, seed=0, size=16)
 
 
 def test_a_synthetic_set_with_no_labelled_latent_is_empty_through_a_bounded_view():

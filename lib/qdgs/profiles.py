@@ -91,7 +91,7 @@ SHAPES = ChapterSpec("shapes", (
           help="colour bias of the shapes VAE's training renders (0.5 balanced); unused by reference-vae"),
     Param("reference_vae_path", str, "", help="path of the reference implementation's vae-shapes.pt, empty for the cache or a download"),
     Param("image_size", int, by_profile(64, 64, 128), choices=(32, 64, 128), help="side of generated images"),
-    Param("vae_steps", int, by_profile(300, 1500, 6000), low=1, help="VAE training steps"),
+    Param("vae_steps", int, by_profile(300, 6000, 6000), low=1, help="VAE training steps"),
     Param("scorer_steps", int, by_profile(60, 400, 2000), low=1, help="offline CLIP training steps"),
     Param("scorer_generated", float, by_profile(0.3, 0.3, 0.0), low=0.0, high=0.9,
           help="share of the scorer's training shapes that are VAE samples captioned by the decoder"),

@@ -10,7 +10,7 @@ Modules, each one concept, re-exported here:
 - :mod:`~qdgs.shapes.classifier`: the paper's shape classifier and per-group accuracy.
 - :mod:`~qdgs.shapes.audit`: the scorer-independent audit (pixel colour, oracle shape).
 - :mod:`~qdgs.shapes.debias`: the debiasing experiment.
-- :mod:`~qdgs.shapes.generator`: the chapter's generator by name (a VAE trained at a colour bias, or the paper's).
+- :mod:`~qdgs.shapes.generator`: the chapter's generator by name (a VAE trained at a colour bias, or the paper's), and which groups it can draw.
 
 The in-repo generator, a VAE with a polygon decoder, is :mod:`qdgs.generators.shapes_vae`.
 """
@@ -19,7 +19,7 @@ from qdgs.shapes.audit import ORACLE_MIN_ACCURACY, agreement_by_gap, association
 from qdgs.shapes.captions import MEASURE_PROMPTS, OBJECTIVE_PROMPTS, ShapeCaptionSampler, positives, vocabulary
 from qdgs.shapes.classifier import ShapeClassifier, group_accuracies, predict, train_classifier
 from qdgs.shapes.debias import Protocol, cached_debiasing, run_debiasing, summarise
-from qdgs.shapes.generator import shapes_generator
+from qdgs.shapes.generator import drawable_groups, shapes_generator
 from qdgs.shapes.labels import calibrate_zero, label_by_measure
 from qdgs.shapes.render import (
     BLUE,
@@ -73,6 +73,7 @@ __all__ = [
     "blueness",
     "cached_debiasing",
     "cached_scorer",
+    "drawable_groups",
     "calibrate_ranges",
     "calibrate_zero",
     "group_accuracies",
