@@ -132,7 +132,7 @@ FACES = ChapterSpec("faces", (
           help="face generator backend"),
     Param("scorer", str, by_profile("offline-clip", "offline-clip", "openai-clip"), choices=FACE_SCORERS,
           help="prompt scorer backend"),
-    Param("scorer_steps", int, by_profile(15, 1200, 1200), low=1, help="training steps of the offline scorer"),
+    Param("scorer_steps", int, by_profile(15, 300, 1200), low=1, help="training steps of the offline scorer"),
     Param("audit_steps", int, by_profile(10, 400, 1500), low=1, help="training steps of the audit classifier"),
     Param("calibration_samples", int, by_profile(128, 1024, 4096), low=16, help="random faces used to calibrate the measures"),
     Param("iterations", int, by_profile(40, 250, 60_000), low=1, help="QDGS search iterations (each emitter asks 4 latents)"),
