@@ -119,7 +119,8 @@ def faces_claim(shares: Mapping[str, tuple[float, float]], paper: tuple[float, f
     """The faces chapter's claim: QDGS raises the share of faces recognised as dark-skinned.
 
     Args:
-        shares: evaluator name → (dark-skinned share of Rand, of QD).
+        shares: (Rand, QD) dark-skinned shares by reading: one evaluator, or one evaluator on one
+            seed (:func:`qdgs.faces.replicates.seed_shares`); the claim holds when every reading rises.
         paper: the paper's (Rand, QD) shares.
         note: what differs from the paper's setting.
     """
@@ -127,7 +128,7 @@ def faces_claim(shares: Mapping[str, tuple[float, float]], paper: tuple[float, f
     ours = "; ".join(f"{rand:.1%} → {qd:.1%} ({name})" for name, (rand, qd) in shares.items())
     return Claim("QDGS raises the share of generated faces recognised as dark-skinned",
                  f"{paper[0]:.1%} → {paper[1]:.1%} (Rand → QD)", ours, holds,
-                 note + ("" if holds is not None else "; our evaluators disagree" if shares else "; no evaluator to decide it"))
+                 note + ("" if holds is not None else "; our readings (evaluators, seeds) disagree on the direction" if shares else "; no evaluator to decide it"))
 
 
 # --- recognition (chapter 03) ----------------------------------------------------------------

@@ -135,7 +135,7 @@ FACES = ChapterSpec("faces", (
     Param("scorer_steps", int, by_profile(15, 300, 1200), low=1, help="training steps of the offline scorer"),
     Param("audit_steps", int, by_profile(10, 400, 1500), low=1, help="training steps of the audit classifier"),
     Param("calibration_samples", int, by_profile(128, 1024, 4096), low=16, help="random faces used to calibrate the measures"),
-    Param("iterations", int, by_profile(40, 250, 60_000), low=1, help="QDGS search iterations (each emitter asks 4 latents)"),
+    Param("iterations", int, by_profile(40, 1000, 60_000), low=1, help="QDGS search iterations (each emitter asks 4 latents)"),
     *prompt_params(FACES_PAPER, FACES_LEADING),
     Param("archive_dims", list, by_profile([5, 5, 2, 5], [10, 10, 3, 10], [50, 25, 5, 25]), low=1,
           help="archive cells per measure, one per entry of measure_prompts (the paper's skin, gender, hair, age)"),
