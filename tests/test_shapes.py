@@ -216,3 +216,16 @@ def test_a_synthetic_set_with_no_labelled_latent_is_empty_through_a_bounded_view
     gen = BoundedLatent(ReferenceShapesVAE(), 3.0)  # the search's view: no output_size of its own
     images, labels, keep = shapes.synthetic_set(gen, np.zeros((3, 6)), np.full(3, -0.005), zero=0.0, gap=0.01)
     assert images.shape == (0, 3, 128, 128) and len(labels) == 0 and not keep.any()
+
+
+def test_group_coverage_counts_filled_cells_per_colour_shape_quarter():
+    from ribs.archives import GridArchive
+
+    archive = GridArchive(solution_dim=2, dims=[4, 4], ranges=[(-1, 1), (-1, 1)])
+    assert shapes.group_coverage(archive, 0.0).tolist() == [0.0] * 4
+    # red triangle (colour < 0, shape < 0), blue square, blue triangle: one cell of each 4-cell quarter
+    archive.add(np.zeros((3, 2)), np.ones(3), np.array([[-0.9, -0.9], [0.9, 0.9], [0.1, -0.5]]))
+    assert shapes.group_coverage(archive, 0.0).to_dict() == {"red triangle": 0.25, "red square": 0.0,
+                                                             "blue triangle": 0.25, "blue square": 0.25}
+    # the shape boundary is the label rule's zero: at 0.6 only the top row of cells is square (2 blue cells, 1 filled)
+    assert shapes.group_coverage(archive, 0.6)["blue square"] == 0.5

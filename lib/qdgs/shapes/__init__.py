@@ -20,7 +20,7 @@ from qdgs.shapes.captions import MEASURE_PROMPTS, OBJECTIVE_PROMPTS, ShapeCaptio
 from qdgs.shapes.classifier import ShapeClassifier, group_accuracies, predict, train_classifier
 from qdgs.shapes.debias import Protocol, cached_debiasing, run_debiasing, summarise
 from qdgs.shapes.generator import drawable_groups, shapes_generator
-from qdgs.shapes.labels import calibrate_zero, label_by_measure
+from qdgs.shapes.labels import calibrate_zero, group_coverage, label_by_measure
 from qdgs.shapes.render import (
     BLUE,
     CANVAS,
@@ -77,6 +77,7 @@ __all__ = [
     "calibrate_ranges",
     "calibrate_zero",
     "group_accuracies",
+    "group_coverage",
     "label_agreement",
     "label_by_measure",
     "nearest_colour",
