@@ -96,6 +96,10 @@ def _faces(r: Recorded) -> None:
     seeds = r.meta["parameters"]["claim_seeds"]
     assert len(r.meta["replicates"]) == 2 * len(seeds)
     assert all(0 <= row["audit classifier"] <= 1 and row["n"] > 0 for row in r.meta["replicates"])
+    # the balanced-generator contrast: a QD and a Rand row per contrast seed, audited like the rest
+    contrast = r.meta["contrast"]
+    assert len(contrast) == 2 * len(r.meta["parameters"]["contrast_seeds"]) and r.meta["parameters"]["contrast_generator"]
+    assert all(0 <= row["audit classifier"] <= 1 and row["n"] > 0 for row in contrast)
 
 
 def _recognition(r: Recorded) -> None:
