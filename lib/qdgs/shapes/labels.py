@@ -38,8 +38,8 @@ def calibrate_zero(m2: np.ndarray, shape: np.ndarray) -> float:
 def group_coverage(archive: GridArchive, zero: float) -> pd.Series:
     """Coverage of each colour × shape quarter of a (colour, shape) archive: where a sampler fills cells.
 
-    Overall coverage counts cells anywhere; a biased generator's prior fills the common groups'
-    quarters and leaves the rare ones, which is what the synthetic set needs most. A cell belongs
+    Overall coverage counts cells anywhere; this says which groups' part of the measure space a
+    sampler reached (one elite per cell, however many samples fell there). A cell belongs
     to the quarter its centre lies in: red for a negative colour measure ("A red shape." is the
     pair's first prompt), triangle below ``zero`` on the shape measure (the label rule's zero).
 
