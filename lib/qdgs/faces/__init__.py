@@ -71,6 +71,7 @@ from qdgs.faces.regularizers import (
                                    LatentNormPenalty,
                                    UniquenessMemory,
                                    regularizers,
+                                   search_scoring,
                                    typical_latent_norm,
 )
 from qdgs.faces.scorer import (
@@ -94,7 +95,7 @@ __all__ = [
     "audit",
     "OBJECTIVE_PROMPTS", "MEASURE_PROMPTS", "MEASURE_NAMES", "PAPER_BIN_THRESHOLD", "PAPER_MEASURE_RANGE",
     "PAPER_DARK_SHARE",
-    "LatentNormPenalty", "UniquenessMemory", "typical_latent_norm", "regularizers",
+    "LatentNormPenalty", "UniquenessMemory", "typical_latent_norm", "regularizers", "search_scoring",
     "DECADES", "DEGRADATIONS", "Caption", "vocabulary", "positives", "image_attributes", "augment",
     "utkface_split", "utkface_fingerprint", "utkface_ita", "utkface_skin",
     "SCORER_CONFIG", "FaceCaptionSampler", "zero_shot_accuracy", "held_out_zero_shot", "offline_scorer_key",

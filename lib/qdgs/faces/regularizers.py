@@ -10,10 +10,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qdgs.scoring import fold_into_box, spherical_distance
+from qdgs.prompts import Prompts
+from qdgs.scoring import PromptScoring, fold_into_box, spherical_distance
 from qdgs.seeds import derive
 
-__all__ = ["LatentNormPenalty", "UniquenessMemory", "typical_latent_norm", "regularizers"]
+__all__ = ["LatentNormPenalty", "UniquenessMemory", "typical_latent_norm", "regularizers", "search_scoring"]
 
 
 class LatentNormPenalty:
@@ -88,3 +89,14 @@ def regularizers(generator: nn.Module, seed: int = 0) -> list:
     """The paper's two face regularisers for ``generator``, with ``q`` from its random latents."""
     bound = float(getattr(generator, "bound", 0.0))
     return [LatentNormPenalty(typical_latent_norm(generator, seed=seed), bound=bound), UniquenessMemory()]
+
+
+def search_scoring(generator: nn.Module, scorer: nn.Module, prompts: Prompts,
+                   device: str | torch.device = "cpu") -> PromptScoring:
+    """A fresh scoring for one faces search: the prompts, the paper's two regularisers (an empty
+    uniqueness memory), and the Jacobian method and precision chosen by measuring on ``device``.
+
+    The chapter's search, its seed replicates and its contrast generator all search through this.
+    """
+    return PromptScoring(generator, scorer, prompts.objective, prompts.pairs, regularizers=regularizers(generator),
+                         jacobian_method="auto", precision="auto", device=device)
