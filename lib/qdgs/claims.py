@@ -54,8 +54,8 @@ def versus_random(runs: pd.DataFrame, metric: str = "mean", qdgs: str = "+ QDGS"
 
     The runs of one seed share the biased pretraining, so the difference is taken per seed and its
     standard error is that of the paired differences: the smallest difference the seeds resolve is
-    two of them; ``ahead`` marks a bias where QDGS is resolved ahead. ``gap_closed`` is (QDGS − biased only) / (balanced real − biased only), from the
-    means over seeds.
+    two of them; ``ahead`` marks a bias where QDGS is resolved ahead. ``gap_closed`` is
+    (QDGS − biased only) / (balanced real − biased only), from the means over seeds.
 
     Args:
         runs: one row per (``bias``, ``seed``, ``condition``) with ``metric`` (``qdgs.shapes.run_debiasing``).
