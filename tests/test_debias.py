@@ -173,3 +173,26 @@ def test_the_random_set_draws_until_it_is_as_large_as_the_qdgs_set():
     sets = shapes.qdgs_and_random_sets(scoring, elites, zero, gap, seed=0, tag="-test")
     assert len(sets["random"].labels) == len(sets["qdgs"].labels) == (shapes.label_by_measure(ev.measures[:, 1], zero, gap) >= 0).sum()
     assert len(sets["qdgs"].labels) < 40 and len(sets["random"].latents) > len(sets["random"].labels)
+
+
+class Redraw(nn.Module):
+    """A hand-made generator whose reconstruction is ``redraw(images)``."""
+
+    def __init__(self, redraw) -> None:
+        super().__init__()
+        self.redraw = redraw
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return self.redraw(images)
+
+
+def test_transfer_ceiling_equals_the_renders_for_a_perfect_generator_and_falls_for_a_blank_one():
+    perfect = debias.transfer_ceiling(Redraw(lambda x: x), 32, [0, 1], TINY, image_size=16)
+    assert perfect["learnt from"].tolist() == ["renders", "generator reconstructions"] * 2
+    by = perfect.set_index(["seed", "learnt from"])
+    for seed in (0, 1):  # same images, initialisation and batches: the same classifier
+        assert by.loc[(seed, "renders")].equals(by.loc[(seed, "generator reconstructions")])
+    blank = debias.transfer_ceiling(Redraw(torch.ones_like), 32, [0], TINY, image_size=16)
+    drawn = blank.set_index("learnt from").loc["generator reconstructions"]
+    assert drawn["mean"] == pytest.approx(0.5)  # one constant answer on a balanced test set
+    assert drawn["worst"] == 0.0

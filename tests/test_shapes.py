@@ -97,6 +97,24 @@ def test_vae_generator_interface_and_gradients(tmp_path):
     assert torch.allclose(again(z.detach()), vae(z.detach()))
 
 
+def test_vae_supersampling_box_filters_a_drawing_at_the_multiple_size(tmp_path):
+    """Drawn at 2 × the size and box-filtered down, as the renderer anti-aliases its polygons."""
+    plain = ShapesVAE(internal_size=16, output_size=32, width=16)
+    fine = ShapesVAE(internal_size=16, output_size=32, width=16, supersample=2)
+    fine.load_state_dict(plain.state_dict())
+    z = plain.sample_latents(3, seed=1)
+    with torch.no_grad():
+        big, weight, colour = plain.decode_shapes(z, 64)
+        masks, weight2, colour2 = fine.decode_shapes(z, 32)
+    assert masks.shape == (3, 2, 32, 32)
+    assert torch.allclose(masks, torch.nn.functional.avg_pool2d(big, 2), atol=1e-6)
+    assert torch.equal(weight, weight2) and torch.equal(colour, colour2)
+    save_vae(fine, tmp_path / "vae.pt")
+    assert load_vae(tmp_path / "vae.pt").supersample == 2
+    with pytest.raises(ValueError, match="supersample"):
+        ShapesVAE(supersample=0)
+
+
 def test_vae_square_weight_draws_a_square():
     """With the square branch selected, the decoded mask has a square's area/extent ratio, not a disc's."""
     vae = ShapesVAE(internal_size=16, output_size=64)

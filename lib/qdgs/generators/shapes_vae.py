@@ -11,7 +11,10 @@ mask as a Bernoulli likelihood and the colour as a Gaussian one.
 
 Resolution: the encoder reads, and training compares masks at, ``internal_size`` (32 px on a CPU);
 the analytic decoder draws at any size, so :meth:`ShapesVAE.forward` returns ``output_size``
-images directly, with 1 px soft edges.
+images directly. It draws as the renderer does: at ``supersample`` × the size with 1 px soft edges,
+then box-filtered down. Drawn once at the size itself (``supersample`` 1), the soft edges blunt
+the corners, and a classifier that learns shape from such drawings reads the renderer's sharp
+triangles as squares (chapter 01 measures this transfer ceiling).
 
 The architecture and the training recipe are one JSON config (``configs/shapes_vae.json``), so the
 cached VAE's key is the config: a changed recipe retrains it.
@@ -69,12 +72,16 @@ class ShapesVAE(nn.Module):
         internal_size: side at which the encoder reads images and training compares masks.
         output_size: side of the images :meth:`forward` returns.
         width: channels of the encoder's widest convolution.
+        supersample: the decoder draws at this multiple of the asked size and box-filters down.
     """
 
     def __init__(self, latent_dim: int = LATENT_DIM, internal_size: int = 32, output_size: int = 128,
-                 width: int = 64) -> None:
+                 width: int = 64, supersample: int = 1) -> None:
         super().__init__()
+        if supersample < 1:
+            raise ValueError(f"supersample must be a positive integer, got {supersample}")
         self.latent_dim, self.internal_size, self.output_size, self.width = latent_dim, internal_size, output_size, width
+        self.supersample = supersample
         n = _levels(internal_size)
         chans = [max(16, width // 2**(n - 1 - i)) for i in range(n)]
         enc, c_in = [], 3
@@ -108,7 +115,8 @@ class ShapesVAE(nn.Module):
 
     def decode_shapes(self, z: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, D) latents → (B, 2, size, size) triangle and square masks, (B,) square weight, (B, 3) colour."""
-        out = self.decoder(z)
+        out, ss = self.decoder(z), self.supersample
+        size = size * ss
         weight = torch.sigmoid(out[:, 0])
         zoom = torch.exp(0.35 * torch.tanh(out[:, 5]))  # linear zoom in [0.70, 1.42] = sqrt(0.5 … 2)
         unit = size / CANVAS
@@ -124,7 +132,8 @@ class ShapesVAE(nn.Module):
             angle = torch.atan2(rot[:, 1], rot[:, 0] + 1e-6) / order
             masks.append(_polygon_mask(order, radius * unit * zoom, angle + np.deg2rad(phase), centre, size,
                                        self.edge))
-        return torch.stack(masks, dim=1), weight, torch.sigmoid(out[:, 8:11])
+        masks = torch.stack(masks, dim=1)
+        return (F.avg_pool2d(masks, ss) if ss > 1 else masks), weight, torch.sigmoid(out[:, 8:11])
 
     def compose(self, mask: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
         """Paint ``colour`` through ``mask`` onto white: (B, 3, S, S)."""
@@ -240,7 +249,7 @@ def train_vae(vae: ShapesVAE, steps: int, seed: int, recipe: Mapping[str, float]
 def save_vae(vae: ShapesVAE, path) -> None:
     """Write the weights and the constructor settings to one ``.pt`` file."""
     torch.save({"config": {"latent_dim": vae.latent_dim, "internal_size": vae.internal_size,
-                           "output_size": vae.output_size, "width": vae.width},
+                           "output_size": vae.output_size, "width": vae.width, "supersample": vae.supersample},
                 "state_dict": vae.state_dict()}, path)
 
 

@@ -18,7 +18,7 @@ The in-repo generator, a VAE with a polygon decoder, is :mod:`qdgs.generators.sh
 from qdgs.shapes.audit import ORACLE_MIN_ACCURACY, agreement_by_gap, association, audit, label_agreement, pixel_colour, train_oracle, trusted_agreements
 from qdgs.shapes.captions import MEASURE_PROMPTS, OBJECTIVE_PROMPTS, ShapeCaptionSampler, positives, vocabulary
 from qdgs.shapes.classifier import ShapeClassifier, group_accuracies, predict, train_classifier
-from qdgs.shapes.debias import Protocol, cached_debiasing, run_debiasing, summarise
+from qdgs.shapes.debias import Protocol, cached_debiasing, run_debiasing, summarise, transfer_ceiling
 from qdgs.shapes.generator import drawable_groups, shapes_generator
 from qdgs.shapes.labels import calibrate_zero, group_coverage, label_by_measure
 from qdgs.shapes.render import (
@@ -95,6 +95,7 @@ __all__ = [
     "synthetic_set",
     "train_classifier",
     "train_oracle",
+    "transfer_ceiling",
     "trusted_agreements",
     "vocabulary",
     "write_synthetic",

@@ -106,6 +106,40 @@ def cached_debiasing(sets: Mapping[str, Path], biases: Sequence[float], seeds: S
     return pd.read_csv(artifact("shapes-debiasing", settings, build) / "runs.csv")
 
 
+def transfer_ceiling(generator: torch.nn.Module, n: int, seeds: Sequence[int], protocol: Protocol,
+                     image_size: int) -> pd.DataFrame:
+    """How much of what a classifier learns from the generator's drawings holds on real renders?
+
+    Fine-tuning on a synthetic set repairs the biased classifier only as far as what it learns from
+    the generator's images carries over to renders, whichever sampler chose them. Here a fresh
+    classifier learns shape from ``n`` balanced renders, another from the generator's
+    reconstructions of the same renders (same poses, true labels), each for the protocol's
+    fine-tuning epochs, and both are tested on the experiment's test set: the second's shortfall is
+    the generator's drawing style, not the sampler or its labels.
+
+    Args:
+        generator: has ``reconstruct(images)``, as both shapes generators do.
+        image_size: side of the generator's images (the renders are drawn at it).
+
+    Returns:
+        One row per (seed, images) with the group accuracies.
+    """
+    test = balanced_set(protocol.n_test, TEST_SEED, protocol.size)
+    rows = []
+    for seed in seeds:
+        renders = balanced_set(n, derive(seed, "shapes-transfer", "renders"), image_size)
+        with torch.no_grad():
+            drawn = generator.reconstruct(renders.floats()).cpu()
+        for name, images in (("renders", renders.floats()), ("generator reconstructions", drawn)):
+            with seeded_init(seed, "shapes-transfer", "init"):
+                model = ShapeClassifier(protocol.size)
+            train_classifier(model, images, renders.shape, protocol.finetune_epochs,
+                             torch_generator(seed, "shapes-transfer", "train"), protocol.batch_size, protocol.lr)
+            rows.append({"seed": seed, "learnt from": name,
+                         **group_accuracies(predict(model, test.floats()), test.shape, test.colour)})
+    return pd.DataFrame(rows)
+
+
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """Mean ± standard deviation over seeds of the mean and worst-group accuracy, per bias and condition."""
     g = results.groupby(["bias", "condition"], sort=False)[["mean", "worst"]]
