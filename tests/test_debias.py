@@ -187,8 +187,10 @@ class Redraw(nn.Module):
 
 
 def test_transfer_ceiling_equals_the_renders_for_a_perfect_generator_and_falls_for_a_blank_one():
-    perfect = debias.transfer_ceiling(Redraw(lambda x: x), 32, [0, 1], TINY, image_size=16)
-    assert perfect["learnt from"].tolist() == ["renders", "generator reconstructions"] * 2
+    blank_set = {"blank set": (torch.ones(8, 3, 16, 16), np.array([0, 1] * 4))}
+    perfect = debias.transfer_ceiling(Redraw(lambda x: x), 32, [0, 1], TINY, image_size=16, sets=blank_set)
+    assert perfect["learnt from"].tolist() == ["renders", "generator reconstructions", "blank set"] * 2
+    assert (perfect.loc[perfect["learnt from"] == "blank set", "mean"] == 0.5).all()
     by = perfect.set_index(["seed", "learnt from"])
     for seed in (0, 1):  # same images, initialisation and batches: the same classifier
         assert by.loc[(seed, "renders")].equals(by.loc[(seed, "generator reconstructions")])

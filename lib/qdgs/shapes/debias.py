@@ -107,7 +107,8 @@ def cached_debiasing(sets: Mapping[str, Path], biases: Sequence[float], seeds: S
 
 
 def transfer_ceiling(generator: torch.nn.Module, n: int, seeds: Sequence[int], protocol: Protocol,
-                     image_size: int) -> pd.DataFrame:
+                     image_size: int, sets: Mapping[str, tuple[torch.Tensor, np.ndarray]] | None = None
+                     ) -> pd.DataFrame:
     """How much of what a classifier learns from the generator's drawings holds on real renders?
 
     Fine-tuning on a synthetic set repairs the biased classifier only as far as what it learns from
@@ -115,11 +116,14 @@ def transfer_ceiling(generator: torch.nn.Module, n: int, seeds: Sequence[int], p
     classifier learns shape from ``n`` balanced renders, another from the generator's
     reconstructions of the same renders (same poses, true labels), each for the protocol's
     fine-tuning epochs, and both are tested on the experiment's test set: the second's shortfall is
-    the generator's drawing style, not the sampler or its labels.
+    the generator's drawing style, not the sampler or its labels. Each of ``sets`` (the synthetic
+    sets with their own labels) is learnt from the same way, so their rows say what each set alone
+    teaches about renders.
 
     Args:
         generator: has ``reconstruct(images)``, as both shapes generators do.
         image_size: side of the generator's images (the renders are drawn at it).
+        sets: further training sets by name: (images (N, 3, H, W) in [0, 1], labels (N,)).
 
     Returns:
         One row per (seed, images) with the group accuracies.
@@ -130,10 +134,12 @@ def transfer_ceiling(generator: torch.nn.Module, n: int, seeds: Sequence[int], p
         renders = balanced_set(n, derive(seed, "shapes-transfer", "renders"), image_size)
         with torch.no_grad():
             drawn = generator.reconstruct(renders.floats()).cpu()
-        for name, images in (("renders", renders.floats()), ("generator reconstructions", drawn)):
+        sources = {"renders": (renders.floats(), renders.shape), "generator reconstructions": (drawn, renders.shape),
+                   **(sets or {})}
+        for name, (images, labels) in sources.items():
             with seeded_init(seed, "shapes-transfer", "init"):
                 model = ShapeClassifier(protocol.size)
-            train_classifier(model, images, renders.shape, protocol.finetune_epochs,
+            train_classifier(model, images, labels, protocol.finetune_epochs,
                              torch_generator(seed, "shapes-transfer", "train"), protocol.batch_size, protocol.lr)
             rows.append({"seed": seed, "learnt from": name,
                          **group_accuracies(predict(model, test.floats()), test.shape, test.colour)})
