@@ -193,12 +193,12 @@ def test_random_samples_inherit_the_training_bias():
 
     The association is P(red | triangle) − P(red | square) of what the decoder draws (the renders
     at b have 2b − 1). The prior must not undo it, or random sampling would already be balanced: the
-    balanced VAE's samples stay within 0.15 of 0, and the biased one keeps at least half of its
-    renders' 0.9 (the paper's own VAE, by the facts file's counts, keeps 0.32).
+    balanced VAE's samples stay within 0.15 of 0, and the biased one keeps at least a third of its
+    renders' 0.9, as much as the paper's own VAE keeps by the facts file's counts (0.32).
     """
     from qdgs.generators.shapes_vae import cached_vae
 
-    for bias, low, high in ((0.5, -0.15, 0.15), (0.95, 0.45, 0.95)):
+    for bias, low, high in ((0.5, -0.15, 0.15), (0.95, 0.3, 0.95)):
         vae, _ = cached_vae(6000, seed=0, output_size=32, bias=bias, progress_bar=False)
         with torch.no_grad():
             _, weight, rgb = vae.decode_shapes(vae.sample_latents(4000, seed=1), 32)
