@@ -129,20 +129,23 @@ def transfer_ceiling(generator: torch.nn.Module, n: int, seeds: Sequence[int], p
         One row per (seed, images) with the group accuracies.
     """
     test = balanced_set(protocol.n_test, TEST_SEED, protocol.size)
+    test_images = test.floats()
+    device = next(generator.parameters(), torch.empty(0)).device  # a search may have moved it to its device
     rows = []
     for seed in seeds:
         renders = balanced_set(n, derive(seed, "shapes-transfer", "renders"), image_size)
+        images = renders.floats()
         with torch.no_grad():
-            drawn = generator.reconstruct(renders.floats()).cpu()
-        sources = {"renders": (renders.floats(), renders.shape), "generator reconstructions": (drawn, renders.shape),
+            drawn = generator.reconstruct(images.to(device)).cpu()
+        sources = {"renders": (images, renders.shape), "generator reconstructions": (drawn, renders.shape),
                    **(sets or {})}
-        for name, (images, labels) in sources.items():
+        for name, (x, labels) in sources.items():
             with seeded_init(seed, "shapes-transfer", "init"):
                 model = ShapeClassifier(protocol.size)
-            train_classifier(model, images, labels, protocol.finetune_epochs,
+            train_classifier(model, x, labels, protocol.finetune_epochs,
                              torch_generator(seed, "shapes-transfer", "train"), protocol.batch_size, protocol.lr)
             rows.append({"seed": seed, "learnt from": name,
-                         **group_accuracies(predict(model, test.floats()), test.shape, test.colour)})
+                         **group_accuracies(predict(model, test_images), test.shape, test.colour)})
     return pd.DataFrame(rows)
 
 
