@@ -191,6 +191,8 @@ def test_transfer_ceiling_equals_the_renders_for_a_perfect_generator_and_falls_f
     perfect = debias.transfer_ceiling(Redraw(lambda x: x), 32, [0, 1], TINY, image_size=16, sets=blank_set)
     assert perfect["learnt from"].tolist() == ["renders", "generator reconstructions", "blank set"] * 2
     assert (perfect.loc[perfect["learnt from"] == "blank set", "mean"] == 0.5).all()
+    summary = shapes.summarise(perfect, by=["learnt from"]).set_index("learnt from")
+    assert summary.seeds.tolist() == [2, 2, 2] and summary.loc["blank set", "mean_acc"] == 0.5
     by = perfect.set_index(["seed", "learnt from"])
     for seed in (0, 1):  # same images, initialisation and batches: the same classifier
         assert by.loc[(seed, "renders")].equals(by.loc[(seed, "generator reconstructions")])

@@ -149,8 +149,8 @@ def transfer_ceiling(generator: torch.nn.Module, n: int, seeds: Sequence[int], p
     return pd.DataFrame(rows)
 
 
-def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± standard deviation over seeds of the mean and worst-group accuracy, per bias and condition."""
-    g = results.groupby(["bias", "condition"], sort=False)[["mean", "worst"]]
+def summarise(results: pd.DataFrame, by: Sequence[str] = ("bias", "condition")) -> pd.DataFrame:
+    """Mean ± standard deviation over seeds of the mean and worst-group accuracy, per ``by`` (bias and condition)."""
+    g = results.groupby(list(by), sort=False)[["mean", "worst"]]
     out = g.mean().add_suffix("_acc").join(g.std().add_suffix("_std")).join(g.size().rename("seeds"))
     return out.reset_index()
