@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from qdgs.claims import faces_claim
 from qdgs.faces.audit import AttributeNet
-from qdgs.faces.replicates import dark_shares, seed_shares
+from qdgs.faces.replicates import dark_shares, seed_shares, share_factor
 from qdgs.scoring import PromptScoring
 from qdgs.search import SearchConfig
 from qdgs.seeds import seeded_init
@@ -40,3 +40,20 @@ def test_the_claim_holds_only_when_every_validated_evaluator_rises_on_every_seed
     assert faces_claim(seed_shares(falls, ["audit classifier"]), (0.094, 0.252), "test").holds is False
     with pytest.raises(KeyError):
         seed_shares(table, ["unknown evaluator"])
+
+
+def test_share_factor_pairs_the_margin_by_seed_and_resolves_only_beyond_two_standard_errors():
+    def table(qd, rand):
+        return pd.DataFrame({"seed": np.repeat(range(len(qd)), 2), "set": ["QD", "Rand"] * len(qd),
+                             "audit classifier": np.ravel(list(zip(qd, rand)))})
+
+    wide = share_factor(table([0.30, 0.32, 0.28], [0.10, 0.10, 0.10]), "audit classifier", factor=2.5)
+    assert wide["per_seed"] == [3.0, 3.2, 2.8] and wide["of_means"] == pytest.approx(3.0)
+    assert wide["margin"] == pytest.approx(0.05) and wide["std_error"] == pytest.approx(0.02 / np.sqrt(3))
+    assert wide["resolved"] is True and wide["seeds"] == 3
+    # this chapter's shape of result: 3x on the means, one seed below 2.5x, the margin within the noise
+    mixed = share_factor(table([0.352, 0.294, 0.243], [0.125, 0.067, 0.105]), "audit classifier", factor=2.5)
+    assert mixed["of_means"] > 2.5 and min(mixed["per_seed"]) < 2.5 and mixed["resolved"] is None
+    below = share_factor(table([0.15, 0.16, 0.14], [0.10, 0.10, 0.10]), "audit classifier", factor=2.5)
+    assert below["resolved"] is False
+    assert share_factor(table([0.3], [0.1]), "audit classifier")["resolved"] is None  # one seed: no error bar

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from qdgs.faces.audit import EVALUATORS, AttributeNet, classify, predict
@@ -20,7 +21,11 @@ from qdgs.scoring import PromptScoring
 from qdgs.search import SearchConfig, cached_search
 from qdgs.seeds import derive
 
-__all__ = ["dark_shares", "seed_shares"]
+__all__ = ["GOAL_FACTOR", "dark_shares", "seed_shares", "share_factor"]
+
+#: The factor by which QD must raise Rand's dark-skinned share on ``default`` (the goal set for this
+#: book before its runs; the paper's StyleGAN2 reaches 25.2 / 9.4 = 2.7).
+GOAL_FACTOR = 2.5
 
 
 def dark_shares(make_scoring: Callable[[], PromptScoring], config: SearchConfig, net: AttributeNet,
@@ -55,3 +60,25 @@ def seed_shares(table: pd.DataFrame, evaluators: Sequence[str]) -> dict[str, tup
     by = table.set_index(["seed", "set"])
     return {f"{ev}, seed {s}": (float(by.loc[(s, "Rand"), ev]), float(by.loc[(s, "QD"), ev]))
             for ev in evaluators for s in table.seed.unique()}
+
+
+def share_factor(table: pd.DataFrame, evaluator: str, factor: float = GOAL_FACTOR) -> dict[str, float | bool | list]:
+    """How many times Rand's share QD reaches, per seed and on the means, and whether ``factor`` is resolved.
+
+    The margin ``QD − factor × Rand`` is paired by seed (one seed's sets share a search); the goal is
+    resolved when its mean is more than two standard errors above zero, and refuted when more than two
+    below; one seed gives no standard error and resolves nothing.
+
+    Returns:
+        ``per_seed`` (QD ÷ Rand of each seed), ``of_means`` (mean QD ÷ mean Rand), ``margin`` and
+        ``std_error`` (shares), ``seeds``, ``resolved`` (True, False, or None for within the noise).
+    """
+    by = table.pivot(index="seed", columns="set", values=evaluator)
+    margin = by["QD"] - factor * by["Rand"]
+    se = float(margin.std(ddof=1) / np.sqrt(len(margin))) if len(margin) > 1 else float("nan")
+    mean = float(margin.mean())
+    resolved = None if not se > 0 or abs(mean) <= 2 * se else bool(mean > 0)
+    rand = float(by["Rand"].mean())
+    return {"per_seed": (by["QD"] / by["Rand"]).round(3).tolist(),
+            "of_means": float(by["QD"].mean()) / rand if rand > 0 else float("inf"),
+            "margin": mean, "std_error": se, "seeds": len(margin), "resolved": resolved}
