@@ -189,6 +189,10 @@ def test_the_random_set_draws_until_it_is_as_large_as_the_qdgs_set():
     sets = shapes.qdgs_and_random_sets(scoring, elites, zero, gap, seed=0, tag="-test")
     assert len(sets["random"].labels) == len(sets["qdgs"].labels) == (shapes.label_by_measure(ev.measures[:, 1], zero, gap) >= 0).sum()
     assert len(sets["qdgs"].labels) < 40 and len(sets["random"].latents) > len(sets["random"].labels)
+    assert "Every elite" in (sets["qdgs"].path / "datasheet.md").read_text()
+    subset = shapes.qdgs_and_random_sets(scoring, elites, zero, gap, seed=0, size=25, tag="-test-subset")
+    assert len(subset["qdgs"].latents) == 25 and len(subset["random"].labels) == len(subset["qdgs"].labels)
+    assert "A random 25 of the passive QDGS archive's 40 elites." in (subset["qdgs"].path / "datasheet.md").read_text()
 
 
 class Redraw(nn.Module):

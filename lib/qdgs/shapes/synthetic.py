@@ -112,8 +112,9 @@ def qdgs_and_random_sets(scoring: PromptScoring, elites: Mapping[str, np.ndarray
         elites: :meth:`qdgs.search.SearchResult.elites` of the QDGS archive.
         tag: appended to the written sets' names (e.g. "-generator-bias-0.5").
     """
+    n_elites = len(elites["solution"])
     if size:
-        pick = numpy_rng(seed, "synthetic-subset").permutation(len(elites["solution"]))[:size]
+        pick = numpy_rng(seed, "synthetic-subset").permutation(n_elites)[:size]
         elites = {k: v[pick] for k, v in elites.items()}
     wanted = int((label_by_measure(elites["measures"][:, 1], zero, gap) >= 0).sum())
     z_rand, ev, n = None, None, max(len(elites["solution"]), 1)
@@ -123,9 +124,11 @@ def qdgs_and_random_sets(scoring: PromptScoring, elites: Mapping[str, np.ndarray
         ev = scoring.evaluate(z_rand)
     labelled = np.flatnonzero(label_by_measure(ev.measures[:, 1], zero, gap) >= 0)
     last = labelled[wanted - 1] + 1 if wanted else 0  # the shortest prefix of the stream with enough labels
-    out = {}
+    out, z_elites = {}, elites["solution"]
     for name, z, objective, measures, note in (
-            ("qdgs", elites["solution"], elites["objective"], elites["measures"], "Every elite of the passive QDGS archive."),
+            ("qdgs", z_elites, elites["objective"], elites["measures"],
+             f"A random {len(z_elites)} of the passive QDGS archive's {n_elites} elites."
+             if len(z_elites) < n_elites else "Every elite of the passive QDGS archive."),
             ("random", z_rand[:last], ev.objective[:last], ev.measures[:last],
              "Random prior latents, labelled by the same rule, drawn until as many are labelled.")):
         images, labels, keep = synthetic_set(scoring.generator, z, measures[:, 1], zero, gap)
