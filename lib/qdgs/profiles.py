@@ -109,7 +109,7 @@ SHAPES = ChapterSpec("shapes", (
           help="shape-measure band dropped between triangle and square labels (the scorer spreads about 10x wider than CLIP)"),
     Param("shape_zero", str, "calibrated", choices=("calibrated", "zero"),
           help="zero point of the shape label rule: calibrated on renders, or the paper's 0"),
-    Param("synthetic_size", int, by_profile(0, 1000, 0), low=0,
+    Param("synthetic_size", int, 0, low=0,
           help="elites taken at random for the synthetic sets before labelling, 0 for every elite (the paper)"),
     Param("biases", list, by_profile([0.95], list(PAPER_BIASES), list(PAPER_BIASES)), low=0.5, high=1.0,
           help="colour biases of the pretraining sets"),
