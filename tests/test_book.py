@@ -112,6 +112,9 @@ def _recognition(r: Recorded) -> None:
 def _performance(r: Recorded) -> None:
     assert (r.table.max_rel_diff < 1e-3).all()  # every Jacobian method agrees with the reference
     assert (r.table.speedup > 0).all() and r.meta["faces_speedup"] > 0
+    assert {(row["part"], row["variant"]) for row in r.meta["shapes_training"]} == {
+        (part, v) for part in ("classifier", "VAE rasteriser") for v in ("plain", "ours")}
+    assert all(row["ms"] > 0 for row in r.meta["shapes_training"])
     assert r.meta["faults_tried"] >= 15 and r.meta["faults_held"] == r.meta["faults_tried"]
 
 

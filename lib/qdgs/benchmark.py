@@ -1,4 +1,5 @@
-"""Side-by-side timings of the DQD step: one-pass Jacobians against per-measure passes.
+"""Side-by-side timings: the DQD step's one-pass Jacobians against per-measure passes, and chapter 01's
+training steps against the plain formulations of the same functions.
 
 Machines are noisy, so every comparison is measured in one run with the methods interleaved
 (round-robin, rotating the order each round) and reported as medians and ratios; never as
@@ -9,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+
+from torch import nn
+from torch.nn import functional as F
 
 from qdgs.scoring import JACOBIAN_METHODS, PromptScoring, bf16_error, bf16_within_tolerance
 from qdgs.search import PHASES, SearchConfig, new_state, search_step
@@ -207,3 +211,73 @@ def paper_scale_scoring(device: str = "cuda", channels: tuple[tuple[int, int], .
         model = open_clip.create_model(MODEL_NAME, pretrained=None)
     scorer = OpenAIClipScorer(model, open_clip.get_tokenizer(MODEL_NAME)).to(device)
     return PromptScoring(generator, scorer, faces.OBJECTIVE_PROMPTS, faces.MEASURE_PROMPTS)
+
+
+def paper_order_classifier(model: nn.Module) -> nn.Sequential:
+    """``model``'s layers (a :class:`~qdgs.shapes.classifier.ShapeClassifier`) in the paper's order,
+    conv → ReLU → max-pool, in the default memory layout: the plain formulation it is timed and tested against."""
+    convs = [m for m in model.net if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.net if isinstance(m, nn.Linear)]
+    return nn.Sequential(*[layer for conv in convs for layer in (conv, nn.ReLU(), nn.MaxPool2d(2))],
+                         nn.Flatten(), linears[0], nn.ReLU(), linears[1])
+
+
+def per_edge_polygon_mask(order: int, radius: torch.Tensor, angle: torch.Tensor, centre: torch.Tensor, size: int,
+                          edge: float) -> torch.Tensor:
+    """The shapes VAE's soft polygon mask by its definition, one edge at a time: the product over edges of
+    sigmoid(signed distance / edge), (B, size, size). The batched rasteriser is timed and tested against it."""
+    coords = torch.arange(size, dtype=radius.dtype, device=radius.device) + 0.5
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
+    mask = torch.ones(len(radius), size, size, dtype=radius.dtype, device=radius.device)
+    for j in range(order):
+        a = (angle + (2 * j + 1) * np.pi / order)[:, None, None]
+        distance = (radius * np.cos(np.pi / order))[:, None, None] - (
+            (xs - centre[:, 0, None, None]) * torch.cos(a) + (ys - centre[:, 1, None, None]) * torch.sin(a))
+        mask = mask * torch.sigmoid(distance / edge)
+    return mask
+
+
+def time_shapes_training(rounds: int = 5, warmup: int = 1, seed: int = 0) -> pd.DataFrame:
+    """Chapter 01's two training hot spots on the CPU, the plain formulation against the book's, interleaved.
+
+    *classifier*: one Adam step of the shape classifier (batch 128, 32 px), the paper's block order
+    against pooling before the ReLU in channels-last layout (the same function). *VAE rasteriser*:
+    forward and backward of a batch of 64 triangle and square masks at 64 px (the VAE's training
+    drawing, 2 × 32 px), one edge at a time against one matrix product for all edges.
+
+    Returns:
+        One row per (``part``, ``variant``): ``ms`` (median) and ``speedup`` (plain ms / ms).
+    """
+    from qdgs.generators.shapes_vae import _polygon_mask
+    from qdgs.shapes.classifier import ShapeClassifier
+
+    g = torch.Generator().manual_seed(seed)
+    images, labels = torch.rand(128, 3, 32, 32, generator=g), torch.randint(0, 2, (128,), generator=g).float()
+    with seeded_init(seed, "benchmark", "shape-classifier"):
+        ours = ShapeClassifier(32)
+    plain = paper_order_classifier(ShapeClassifier(32).to(memory_format=torch.contiguous_format))
+
+    def classifier_step(model: nn.Module, opt: torch.optim.Optimizer) -> Callable[[], None]:
+        def step() -> None:
+            loss = F.binary_cross_entropy_with_logits(model(images).reshape(-1), labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step
+
+    params = [(8 + 8 * torch.rand(64, generator=g)).requires_grad_(), (6 * torch.rand(64, generator=g)).requires_grad_(),
+              (24 + 16 * torch.rand(64, 2, generator=g)).requires_grad_()]
+
+    def raster_step(rasterise: Callable[..., torch.Tensor]) -> Callable[[], None]:
+        def step() -> None:
+            (rasterise(3, *params, 64, 1.0) + rasterise(4, *params, 64, 1.0)).sum().backward()
+        return step
+
+    parts = {"classifier": {"plain": classifier_step(plain, torch.optim.Adam(plain.parameters())),
+                            "ours": classifier_step(ours, torch.optim.Adam(ours.parameters()))},
+             "VAE rasteriser": {"plain": raster_step(per_edge_polygon_mask), "ours": raster_step(_polygon_mask)}}
+    rows = []
+    for part, calls in parts.items():
+        ms = interleaved_ms(calls, rounds, warmup, torch.device("cpu"), clock=time.perf_counter)
+        rows += [{"part": part, "variant": v, "ms": ms[v], "speedup": ms["plain"] / ms[v]} for v in calls]
+    return pd.DataFrame(rows)
