@@ -253,9 +253,9 @@ def time_shapes_training(rounds: int = 5, warmup: int = 1, seed: int = 0) -> pd.
 
     g = torch.Generator().manual_seed(seed)
     images, labels = torch.rand(128, 3, 32, 32, generator=g), torch.randint(0, 2, (128,), generator=g).float()
-    with seeded_init(seed, "benchmark", "shape-classifier"):
+    with seeded_init(seed, "benchmark", "shape-classifier"):  # the global RNG stays untouched
         ours = ShapeClassifier(32)
-    plain = paper_order_classifier(ShapeClassifier(32).to(memory_format=torch.contiguous_format))
+        plain = paper_order_classifier(ShapeClassifier(32).to(memory_format=torch.contiguous_format))
 
     def classifier_step(model: nn.Module, opt: torch.optim.Optimizer) -> Callable[[], None]:
         def step() -> None:

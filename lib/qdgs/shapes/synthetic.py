@@ -124,11 +124,12 @@ def qdgs_and_random_sets(scoring: PromptScoring, elites: Mapping[str, np.ndarray
         ev = scoring.evaluate(z_rand)
     labelled = np.flatnonzero(label_by_measure(ev.measures[:, 1], zero, gap) >= 0)
     last = labelled[wanted - 1] + 1 if wanted else 0  # the shortest prefix of the stream with enough labels
-    out, z_elites = {}, elites["solution"]
+    kept = len(elites["solution"])
+    qdgs_note = (f"A random {kept} of the passive QDGS archive's {n_elites} elites." if kept < n_elites
+                 else "Every elite of the passive QDGS archive.")
+    out = {}
     for name, z, objective, measures, note in (
-            ("qdgs", z_elites, elites["objective"], elites["measures"],
-             f"A random {len(z_elites)} of the passive QDGS archive's {n_elites} elites."
-             if len(z_elites) < n_elites else "Every elite of the passive QDGS archive."),
+            ("qdgs", elites["solution"], elites["objective"], elites["measures"], qdgs_note),
             ("random", z_rand[:last], ev.objective[:last], ev.measures[:last],
              "Random prior latents, labelled by the same rule, drawn until as many are labelled.")):
         images, labels, keep = synthetic_set(scoring.generator, z, measures[:, 1], zero, gap)
