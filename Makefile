@@ -31,8 +31,9 @@ test: setup browser  ## unit tests, notebook smoke runs and the book build
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing on purpose" >&2; fi; \
 	exit $$rc
 
-models: setup  ## reproduce the committed weights of the light-skewed face generator (lib/qdgs/generators/weights)
+models: setup  ## reproduce the committed models: the light-skewed face generator (lib/qdgs/generators/weights) and chapter 01's VAEs (lib/qdgs/committed)
 	OMP_NUM_THREADS=1 $(PY) -m qdgs.generators.skewed_dcgan
+	$(PY) -m qdgs.committed
 
 chapter: setup  ## run one notebook: make chapter NB=01 PROFILE=smoke PARAMS="iterations=300 seed=1"
 	@test -n "$(NB)" || { echo "make chapter needs NB=<notebook>, e.g. NB=01"; exit 2; }

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qdgs.cache import artifact
+from qdgs.committed import artifact
 from qdgs.progress import progress
 from qdgs.scoring import BoundedLatent
 from qdgs.seeds import derive, numpy_rng, seeded_init, torch_generator
@@ -275,7 +275,7 @@ def load_vae(path) -> ShapesVAE:
 
 def cached_vae(steps: int, seed: int, output_size: int = 64, bias: float = 0.5, config: Mapping | None = None,
                progress_bar: bool = True) -> tuple[ShapesVAE, float]:
-    """Train (or load from the artifact cache) the shapes VAE; return it and its training seconds.
+    """Train (or load from the artifact cache, or copy from the committed ones) the shapes VAE; return it and its training seconds.
 
     The initialisation is the stream ``("shapes-vae", "init")`` of ``seed`` (:func:`qdgs.seeds.seeded_init`),
     so a VAE trained afresh equals the cached one whatever ran before, and building it leaves the

@@ -19,7 +19,7 @@ from qdgs.shapes.audit import ORACLE_MIN_ACCURACY, agreement_by_gap, association
 from qdgs.shapes.captions import MEASURE_PROMPTS, OBJECTIVE_PROMPTS, ShapeCaptionSampler, positives, vocabulary
 from qdgs.shapes.classifier import ShapeClassifier, group_accuracies, predict, train_classifier
 from qdgs.shapes.debias import Protocol, cached_debiasing, run_debiasing, summarise, transfer_ceiling
-from qdgs.shapes.generator import drawable_groups, shapes_generator
+from qdgs.shapes.generator import drawable_groups, shapes_generator, short_steps
 from qdgs.shapes.labels import calibrate_zero, group_coverage, label_by_measure
 from qdgs.shapes.render import (
     BLUE,
@@ -89,6 +89,7 @@ __all__ = [
     "render",
     "render_ranges",
     "shapes_generator",
+    "short_steps",
     "run_debiasing",
     "splatters",
     "summarise",

@@ -20,7 +20,7 @@ from qdgs.shapes.render import GROUP_NAMES, balanced_set, nearest_colour
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["drawable_groups", "shapes_generator"]
+__all__ = ["drawable_groups", "shapes_generator", "short_steps"]
 
 #: A decoded square weight this close to 0 or 1 draws one clean shape, not an overlay of both.
 CLEAN_WEIGHT = 0.1
@@ -51,6 +51,11 @@ def shapes_generator(name: str, *, steps: int, seed: int, size: int, bias: float
     else:
         raise ParameterError(f"unknown shapes generator {name!r}; allowed values: 'shapes-vae', 'reference-vae'")
     return vae, seconds
+
+
+def short_steps(steps: int) -> int:
+    """The training steps of the shorter VAE that the drawable check sets beside the chapter's: a quarter."""
+    return max(1, steps // 4)
 
 
 @torch.no_grad()
