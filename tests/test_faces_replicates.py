@@ -15,15 +15,19 @@ CONFIG = SearchConfig(iterations=6, archive_dims=(6, 6), measure_ranges=((-0.4, 
                       init_batches=2, init_batch_size=8, checkpoint_every=6)
 
 
-def test_dark_shares_audits_each_seeds_elites_beside_as_many_random_faces(tmp_path, monkeypatch):
+def test_dark_shares_audits_each_seeds_elites_beside_random_faces(tmp_path, monkeypatch):
     monkeypatch.setenv("QDGS_CACHE", str(tmp_path))
     gen, scorer = ToyGenerator(), ToyScorer()
     with seeded_init(0, "test", "net"):
         net = AttributeNet().eval()
     table = dark_shares(lambda: PromptScoring(gen, scorer, ("good", "bad"), [("a", "b"), ("c", "d")]),
-                        CONFIG, net, seeds=[0, 1], progress_bar=False)
+                        CONFIG, net, seeds=[0, 1], progress_bar=False, random_faces=40)
     assert list(zip(table.seed, table.set)) == [(0, "QD"), (0, "Rand"), (1, "QD"), (1, "Rand")]
-    assert (table.n.values[0::2] == table.n.values[1::2]).all() and (table.n > 0).all()
+    qd_n, rand_n = table.n.values[0::2], table.n.values[1::2]
+    assert (0 < qd_n).all() and (qd_n < 40).all() and (rand_n == 40).all()  # Rand: random_faces, at least the elites
+    few = dark_shares(lambda: PromptScoring(gen, scorer, ("good", "bad"), [("a", "b"), ("c", "d")]),
+                      CONFIG, net, seeds=[0], progress_bar=False, random_faces=1)
+    assert few.n.values[1] == few.n.values[0]
     assert ((table["audit classifier"] >= 0) & (table["audit classifier"] <= 1)).all()
 
 
