@@ -55,4 +55,7 @@ def test_the_committed_models_are_current():
     """Chapter 01's VAEs load from the committed entries alone: a code or default change that moved a key fails here."""
     from qdgs import committed_models
 
+    if committed_models.made_with() != committed_models.libraries():
+        pytest.skip(f"the committed models were made with {committed_models.made_with()}, this environment has "
+                    f"{committed_models.libraries()}: here the chapter trains them afresh")
     committed_models.check()

@@ -5,15 +5,19 @@ quarter-length one of its drawable check, the balanced contrast generator): abou
 cold 2-core build, measured at 127, 28 and 141 s. :func:`rebuild` (``python -m qdgs.committed_models``)
 trains them from scratch through the code the chapter calls, in an empty cache and with the
 chapter's two torch threads (another count rounds differently in the last bits), and replaces the
-committed entries (:mod:`qdgs.committed`).
+committed entries (:mod:`qdgs.committed`). Keys hold the versions of Python, PyTorch, NumPy and
+pyribs, so with other versions the chapter trains afresh (its arithmetic differs) and the check
+does not apply (:func:`made_with`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +27,10 @@ import torch
 
 from qdgs.committed import COMMITTED, artifact_source, write_sums
 
-__all__ = ["RECIPES", "check", "rebuild"]
+__all__ = ["RECIPES", "check", "libraries", "made_with", "rebuild"]
+
+#: The library versions the committed entries were made with (their keys hold them).
+LIBRARIES = COMMITTED / "libraries.json"
 
 
 def shapes_vaes() -> None:
@@ -59,6 +66,20 @@ def _cache_at(folder: str) -> Iterator[None]:
             os.environ["QDGS_CACHE"] = before
 
 
+def libraries() -> dict[str, str]:
+    """The versions an artifact key holds (as :func:`qdgs.cache.code_fingerprint` reads them)."""
+    import numpy
+    import ribs
+
+    return {"python": ".".join(map(str, sys.version_info[:2])), "torch": torch.__version__,
+            "numpy": numpy.__version__, "ribs": ribs.__version__}
+
+
+def made_with() -> dict[str, str]:
+    """The versions ``make models`` recorded beside the committed entries."""
+    return json.loads(LIBRARIES.read_text()) if LIBRARIES.is_file() else {}
+
+
 def check() -> None:
     """Load every recipe's artifacts from the committed entries alone (``LookupError`` names a stale one)."""
     with tempfile.TemporaryDirectory() as cache, _cache_at(cache), artifact_source("committed"):
@@ -73,6 +94,8 @@ def rebuild(committed: Path = COMMITTED, threads: int = 2) -> dict[str, float]:
     """
     torch.set_num_threads(threads)
     seconds = {}
+    committed.mkdir(parents=True, exist_ok=True)
+    (committed / LIBRARIES.name).write_text(json.dumps(libraries(), indent=1) + "\n")
     with tempfile.TemporaryDirectory() as cache, _cache_at(cache), artifact_source("build"):
         for name, (kinds, recipe) in RECIPES.items():
             t0 = time.perf_counter()
