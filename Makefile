@@ -33,7 +33,7 @@ test: setup browser  ## unit tests, notebook smoke runs and the book build
 
 models: setup  ## reproduce the committed models: the light-skewed face generator (lib/qdgs/generators/weights) and chapter 01's VAEs (lib/qdgs/committed)
 	OMP_NUM_THREADS=1 $(PY) -m qdgs.generators.skewed_dcgan
-	$(PY) -m qdgs.committed
+	$(PY) -m qdgs.committed_models
 
 chapter: setup  ## run one notebook: make chapter NB=01 PROFILE=smoke PARAMS="iterations=300 seed=1"
 	@test -n "$(NB)" || { echo "make chapter needs NB=<notebook>, e.g. NB=01"; exit 2; }

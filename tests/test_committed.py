@@ -1,6 +1,7 @@
 """Committed artifacts: copied instead of built, checked by sha256, and current with the code."""
 
 import pytest
+import torch
 
 from qdgs import committed
 from qdgs.cache import params_key
@@ -59,3 +60,23 @@ def test_the_committed_models_are_current():
         pytest.skip(f"the committed models were made with {committed_models.made_with()}, this environment has "
                     f"{committed_models.libraries()}: here the chapter trains them afresh")
     committed_models.check()
+
+
+def test_make_models_rebuilds_every_recipe_into_the_committed_folder(tmp_path, monkeypatch):
+    from qdgs import committed_models
+
+    def toy_recipe():
+        committed.artifact("toy", {"n": 1}, lambda d: (d / "w.bin").write_bytes(b"weights"))
+
+    monkeypatch.setattr(committed, "COMMITTED", tmp_path / "committed")
+    monkeypatch.setattr(committed_models, "LIBRARIES", tmp_path / "committed" / "libraries.json")
+    monkeypatch.setattr(committed_models, "RECIPES", {"toy": (("toy",), toy_recipe)})
+    (tmp_path / "committed" / "toy" / "stale-key").mkdir(parents=True)  # an entry no recipe makes any more
+    threads = torch.get_num_threads()
+    seconds = committed_models.rebuild(committed=tmp_path / "committed", threads=1)
+    assert torch.get_num_threads() == threads  # the test process keeps its thread count
+    entries = list((tmp_path / "committed" / "toy").iterdir())
+    assert set(seconds) == {"toy"} and len(entries) == 1 and entries[0].name != "stale-key"
+    assert (entries[0] / "w.bin").read_bytes() == b"weights" and (entries[0] / committed.SUMS).is_file()
+    assert committed_models.made_with() == committed_models.libraries()
+    committed_models.check()  # the fresh entry loads from the committed folder alone

@@ -56,7 +56,7 @@ def artifact(kind: str, params: Mapping[str, Any], build: Callable[[Path], None]
     committed = COMMITTED / kind / key
     source = _SOURCE.get()
     use_committed = source != "build" and committed.is_dir()
-    if (source == "committed" and not use_committed and not (cache_root() / kind / key).is_dir()):
+    if source == "committed" and not use_committed and not (cache_root() / kind / key).is_dir():
         raise LookupError(f"no committed {kind} artifact {key} for {json.dumps(dict(params), default=str)}: the "
                           "code or the default parameters changed since it was made; run `make models` and commit "
                           f"{COMMITTED}")

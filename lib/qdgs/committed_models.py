@@ -92,20 +92,23 @@ def rebuild(committed: Path = COMMITTED, threads: int = 2) -> dict[str, float]:
 
     Returns the seconds each recipe took.
     """
-    torch.set_num_threads(threads)
-    seconds = {}
+    seconds, before = {}, torch.get_num_threads()
     committed.mkdir(parents=True, exist_ok=True)
     (committed / LIBRARIES.name).write_text(json.dumps(libraries(), indent=1) + "\n")
-    with tempfile.TemporaryDirectory() as cache, _cache_at(cache), artifact_source("build"):
-        for name, (kinds, recipe) in RECIPES.items():
-            t0 = time.perf_counter()
-            recipe()
-            seconds[name] = time.perf_counter() - t0
-            for kind in kinds:
-                shutil.rmtree(committed / kind, ignore_errors=True)
-                for built in sorted(p for p in (Path(cache) / kind).iterdir() if p.is_dir() and not p.name.startswith(".")):
-                    shutil.copytree(built, committed / kind / built.name)
-                    write_sums(committed / kind / built.name)
+    torch.set_num_threads(threads)
+    try:
+        with tempfile.TemporaryDirectory() as cache, _cache_at(cache), artifact_source("build"):
+            for name, (kinds, recipe) in RECIPES.items():
+                t0 = time.perf_counter()
+                recipe()
+                seconds[name] = time.perf_counter() - t0
+                for kind in kinds:
+                    shutil.rmtree(committed / kind, ignore_errors=True)
+                    for built in sorted(p for p in (Path(cache) / kind).iterdir() if p.is_dir() and not p.name.startswith(".")):
+                        shutil.copytree(built, committed / kind / built.name)
+                        write_sums(committed / kind / built.name)
+    finally:
+        torch.set_num_threads(before)
     return seconds
 
 
