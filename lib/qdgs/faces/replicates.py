@@ -2,8 +2,9 @@
 
 One search can raise the share by luck; the paper's claim is about the method. So the chapter reruns
 the search with other seeds (same settings, each a cached artifact) and audits each archive's elites
-beside :data:`RANDOM_FACES` fresh random latents (the generator's own share, measured closely). The claim holds when, for every validated evaluator, the share
-rises on every seed; it fails when it falls on every seed; anything else is not resolved. Passing
+beside :data:`RANDOM_FACES` fresh random latents (the generator's own share, measured closely). The
+claim holds when, for every validated evaluator, the share rises on every seed; it fails when it
+falls on every seed; anything else is not resolved. Passing
 one (evaluator, seed) pair per entry to :func:`qdgs.claims.faces_claim` gives exactly that rule.
 """
 
