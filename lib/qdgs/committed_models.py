@@ -13,19 +13,18 @@ does not apply (:func:`made_with`).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from qdgs.committed import COMMITTED, artifact_source, write_sums
+from qdgs.project import environment
 
 __all__ = ["RECIPES", "check", "libraries", "made_with", "rebuild"]
 
@@ -52,20 +51,6 @@ RECIPES: dict[str, tuple[tuple[str, ...], Callable[[], None]]] = {
 }
 
 
-@contextlib.contextmanager
-def _cache_at(folder: str) -> Iterator[None]:
-    """Point ``$QDGS_CACHE`` at ``folder`` within the block."""
-    before = os.environ.get("QDGS_CACHE")
-    os.environ["QDGS_CACHE"] = folder
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("QDGS_CACHE", None)
-        else:
-            os.environ["QDGS_CACHE"] = before
-
-
 def libraries() -> dict[str, str]:
     """The versions an artifact key holds (as :func:`qdgs.cache.code_fingerprint` reads them)."""
     import numpy
@@ -82,7 +67,7 @@ def made_with() -> dict[str, str]:
 
 def check() -> None:
     """Load every recipe's artifacts from the committed entries alone (``LookupError`` names a stale one)."""
-    with tempfile.TemporaryDirectory() as cache, _cache_at(cache), artifact_source("committed"):
+    with tempfile.TemporaryDirectory() as cache, environment(QDGS_CACHE=cache), artifact_source("committed"):
         for _, recipe in RECIPES.values():
             recipe()
 
@@ -97,7 +82,7 @@ def rebuild(committed: Path = COMMITTED, threads: int = 2) -> dict[str, float]:
     (committed / LIBRARIES.name).write_text(json.dumps(libraries(), indent=1) + "\n")
     torch.set_num_threads(threads)
     try:
-        with tempfile.TemporaryDirectory() as cache, _cache_at(cache), artifact_source("build"):
+        with tempfile.TemporaryDirectory() as cache, environment(QDGS_CACHE=cache), artifact_source("build"):
             for name, (kinds, recipe) in RECIPES.items():
                 t0 = time.perf_counter()
                 recipe()

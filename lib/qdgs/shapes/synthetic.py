@@ -116,15 +116,15 @@ def qdgs_and_random_sets(scoring: PromptScoring, elites: Mapping[str, np.ndarray
     if size:
         pick = numpy_rng(seed, "synthetic-subset").permutation(n_elites)[:size]
         elites = {k: v[pick] for k, v in elites.items()}
+    kept = len(elites["solution"])
     wanted = int((label_by_measure(elites["measures"][:, 1], zero, gap) >= 0).sum())
-    z_rand, ev, n = None, None, max(len(elites["solution"]), 1)
+    z_rand, ev, n = None, None, max(kept, 1)
     while z_rand is None or (label_by_measure(ev.measures[:, 1], zero, gap) >= 0).sum() < wanted:
         n *= 2
         z_rand = scoring.generator.sample_latents(n, derive(seed, "random-set")).cpu().numpy()
         ev = scoring.evaluate(z_rand)
     labelled = np.flatnonzero(label_by_measure(ev.measures[:, 1], zero, gap) >= 0)
     last = labelled[wanted - 1] + 1 if wanted else 0  # the shortest prefix of the stream with enough labels
-    kept = len(elites["solution"])
     qdgs_note = (f"A random {kept} of the passive QDGS archive's {n_elites} elites." if kept < n_elites
                  else "Every elite of the passive QDGS archive.")
     out = {}
